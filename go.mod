@@ -7,6 +7,12 @@ go 1.25.10
 replace google.golang.org/protobuf => github.com/lightninglabs/protobuf-go-hex-display v1.33.0-hex-display
 
 require (
-	github.com/BurntSushi/toml v1.6.0 // indirect
-	go.einride.tech/can v0.17.0 // indirect
+	github.com/BurntSushi/toml v1.6.0
+	go.einride.tech/can v0.17.0
+)
+
+require (
+	golang.org/x/net v0.38.0 // indirect
+	golang.org/x/sync v0.11.0 // indirect
+	golang.org/x/sys v0.31.0 // indirect
 )
