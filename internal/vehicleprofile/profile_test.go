@@ -1,0 +1,206 @@
+package vehicleprofile
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"satwatt/dbc"
+)
+
+func genericText(t *testing.T) string {
+	t.Helper()
+	b, err := fs.ReadFile(dbc.Builtin, "profiles/generic.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func bindText(t *testing.T, text string) (*Binding, error) {
+	t.Helper()
+	p, err := Parse("test.toml", []byte(text), "")
+	if err != nil {
+		return nil, err
+	}
+	db, err := p.LoadDBC("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdb, err := p.LoadStatusDBC(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Bind(db, sdb)
+}
+
+func TestBuiltinProfilesBind(t *testing.T) {
+	names := Builtins()
+	if len(names) < 2 {
+		t.Fatalf("built-in profiles: %v, want generic and tesla-model3", names)
+	}
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			p, err := Load(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db, err := p.LoadDBC("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sdb, err := p.LoadStatusDBC(db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := p.Bind(db, sdb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, role := range []string{RoleSOC, RolePackEnergy, RoleCable, RolePortDoor, RoleChargingState, RolePackVoltage, RolePackCurrent} {
+				if b.Roles[role] == nil {
+					t.Errorf("role %s not bound", role)
+				}
+			}
+			if len(b.StatusMessages) != 2 {
+				t.Errorf("status messages: %d, want 2", len(b.StatusMessages))
+			}
+		})
+	}
+}
+
+func TestBindFactors(t *testing.T) {
+	tests := []struct {
+		profile, role string
+		factor        float64
+	}{
+		{"generic", RoleSOC, 1},
+		{"generic", RolePackEnergy, 1000}, // kWh in the DBC, Wh in the state
+		{"generic", RolePackCurrent, 1},   // already charge-positive
+		{"tesla-model3", RolePackCurrent, -1},
+		{"tesla-model3", RoleChargePower, 1000}, // kW
+	}
+	for _, tc := range tests {
+		t.Run(tc.profile+"/"+tc.role, func(t *testing.T) {
+			p, err := Load(tc.profile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db, _ := p.LoadDBC("")
+			sdb, _ := p.LoadStatusDBC(db)
+			b, err := p.Bind(db, sdb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := b.Roles[tc.role].Factor; got != tc.factor {
+				t.Errorf("factor %v, want %v", got, tc.factor)
+			}
+		})
+	}
+}
+
+// TestBadProfiles checks that each mistake a user can make in a profile is
+// refused with an error that says what is wrong.
+func TestBadProfiles(t *testing.T) {
+	base := genericText(t)
+	tests := []struct {
+		name    string
+		edit    func(string) string
+		wantErr []string
+	}{
+		{"syntax error names the line", func(s string) string {
+			return strings.Replace(s, `signal = "EV_StateOfCharge"`, `signal = "EV_StateOfCharge`, 1)
+		}, []string{"test.toml:", "line"}},
+		{"unknown key", func(s string) string {
+			return strings.Replace(s, `signal = "EV_StateOfCharge"`, "signal = \"EV_StateOfCharge\"\nsignl = \"x\"", 1)
+		}, []string{"unknown keys", "signl"}},
+		{"unknown role", func(s string) string {
+			return s + "\n[roles.fuel_level]\nmessage = 0x4A0\nsignal = \"EV_StateOfCharge\"\n"
+		}, []string{`unknown role "fuel_level"`}},
+		{"signal the DBC lacks", func(s string) string {
+			return strings.Replace(s, `"EV_StateOfCharge"`, `"EV_SOC"`, 1)
+		}, []string{"role soc", `no signal "EV_SOC"`, "EV_StateOfCharge"}},
+		{"message the DBC lacks", func(s string) string {
+			return strings.Replace(s, "[roles.soc]\nmessage = 0x4A0", "[roles.soc]\nmessage = 0x7FF", 1)
+		}, []string{"role soc", "no message 0x7FF"}},
+		{"numeric role on a state signal's unit", func(s string) string {
+			return strings.Replace(s, `signal = "EV_StateOfCharge"`, `signal = "EV_PackVoltage"`, 1)
+		}, []string{"role soc", "needs a signal in %", `"V"`}},
+		{"state value the table lacks", func(s string) string {
+			return strings.Replace(s, `connected = ["CONNECTED", "LATCHED"]`, `connected = ["PLUGGED"]`, 1)
+		}, []string{"role cable", `no value "PLUGGED"`, "DISCONNECTED"}},
+		{"state role on a scaled signal", func(s string) string {
+			return strings.Replace(s, "message = 0x4A2\nsignal = \"EV_PortDoor\"", "message = 0x4A3\nsignal = \"EV_ACVoltage\"", 1)
+		}, []string{"role port_door", "integer raw values"}},
+		{"raw value out of the signal's range", func(s string) string {
+			return strings.Replace(s, `open = ["OPEN"]`, `open = [9]`, 1)
+		}, []string{"role port_door", "raw value 9 does not fit"}},
+		{"required role missing", func(s string) string {
+			return strings.Replace(s, "[roles.soc]\nmessage = 0x4A0\nsignal = \"EV_StateOfCharge\"\n", "", 1)
+		}, []string{"role soc is required"}},
+		{"bad sign", func(s string) string {
+			return strings.Replace(s, "\nsign = \"charge_positive\"", "\nsign = \"positive\"", 1)
+		}, []string{"pack_current", "charge_positive"}},
+		{"status state signal without the state names", func(s string) string {
+			return strings.Replace(s, `state = { message = 0x5A0, signal = "SW_State" }`, `state = { message = 0x5A0, signal = "SW_Error" }`, 1)
+		}, []string{"status signal state", "lacks the value-table names", "CHARGING"}},
+		{"several problems at once are all reported", func(s string) string {
+			s = strings.Replace(s, `"EV_StateOfCharge"`, `"EV_SOC"`, 1)
+			return strings.Replace(s, `"EV_PackVoltage"`, `"EV_Volts"`, 1)
+		}, []string{"EV_SOC", "EV_Volts"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			text := tc.edit(base)
+			if text == base {
+				t.Fatal("the edit changed nothing: the test is out of date with generic.toml")
+			}
+			_, err := bindText(t, text)
+			if err == nil {
+				t.Fatal("accepted, want an error")
+			}
+			for _, want := range tc.wantErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not contain %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadFromFileResolvesRelativeDBC(t *testing.T) {
+	dir := t.TempDir()
+	dbcText, err := fs.ReadFile(dbc.Builtin, "satwatt.dbc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "mycar.dbc"), dbcText, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(genericText(t), `dbc = "builtin:satwatt.dbc"`, `dbc = "mycar.dbc"`, 1)
+	text = strings.Replace(text, `name = "generic"`, `name = "mycar"`, 1)
+	path := filepath.Join(dir, "mycar.toml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := p.LoadDBC("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(db.Source, "mycar.dbc") {
+		t.Errorf("DBC source %q, want the file beside the profile", db.Source)
+	}
+}
+
+func TestUnknownBuiltin(t *testing.T) {
+	_, err := Load("no-such-car")
+	if err == nil || !strings.Contains(err.Error(), "generic") {
+		t.Fatalf("error %v should list the built-in profiles", err)
+	}
+}
