@@ -10,10 +10,12 @@ import (
 	"testing"
 
 	"go.einride.tech/can"
+
+	"satwatt/internal/vehicledata"
 )
 
 func TestCommunityDBC(t *testing.T) {
-	path := vehicleData(t, "tesla-model3-community.dbc")
+	path := vehicledata.Require(t, "tesla-model3-community.dbc")
 	db, err := LoadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -99,12 +101,12 @@ func hexFrame(t *testing.T, s string) can.Frame {
 
 // Frames taken from the 2019 Model 3 recording, decoded by hand.
 func TestCommunityRealFrames(t *testing.T) {
-	db, err := LoadFile(vehicleData(t, "tesla-model3-community.dbc"))
+	db, err := LoadFile(vehicledata.Require(t, "tesla-model3-community.dbc"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	logged := map[can.Frame]bool{}
-	for _, f := range readCandump(t, vehicleData(t, "model3-2019-chargeport-open.candump.log")) {
+	for _, f := range readCandump(t, vehicledata.Require(t, "model3-2019-chargeport-open.candump.log")) {
 		logged[f] = true
 	}
 	for _, tc := range []struct {
@@ -184,7 +186,7 @@ func TestCommunityRealFrames(t *testing.T) {
 // The built-in tesla-model3.dbc was written from the published layout; it
 // must agree with the community file on every frame of the recording.
 func TestBuiltinTeslaMatchesCommunity(t *testing.T) {
-	community, err := LoadFile(vehicleData(t, "tesla-model3-community.dbc"))
+	community, err := LoadFile(vehicledata.Require(t, "tesla-model3-community.dbc"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +221,7 @@ func TestBuiltinTeslaMatchesCommunity(t *testing.T) {
 		}
 	}
 	counts := map[uint32]int{}
-	for _, f := range readCandump(t, vehicleData(t, "model3-2019-chargeport-open.candump.log")) {
+	for _, f := range readCandump(t, vehicledata.Require(t, "model3-2019-chargeport-open.candump.log")) {
 		m := own.Lookup(f.ID, f.IsExtended)
 		if m == nil {
 			continue

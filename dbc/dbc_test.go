@@ -3,7 +3,6 @@ package dbc
 import (
 	"errors"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -330,30 +329,3 @@ func TestLookup(t *testing.T) {
 	}
 }
 
-// vehicleData finds the shared folder of real recordings by walking up from
-// the package directory. Where it is absent the test is skipped, except
-// under CI, which must have it.
-func vehicleData(t *testing.T, name string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		p := filepath.Join(dir, "shared", "vehicle-data", name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	msg := "shared/vehicle-data/" + name + " not found in any parent folder of the package"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
