@@ -265,6 +265,7 @@ fail() {
 	for _, m := range Modules {
 		fmt.Fprintf(&b, "insmod %s/%s.ko || fail insmod %s\n", guestModules, m, m)
 	}
+	b.WriteString("ip link set up lo || fail ip link set up lo\n")
 	b.WriteString("ip link add dev vcan0 type vcan || fail ip link add vcan0\n")
 	b.WriteString("ip link set up vcan0 || fail ip link set up vcan0\n")
 	b.WriteString(`echo "` + markerReady + ` kernel=$(uname -r)"` + "\n")

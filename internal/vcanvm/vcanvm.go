@@ -23,6 +23,12 @@ import (
 	"time"
 )
 
+// VCANTestPattern selects the tests a vcan binary runs: a vcan-tagged test
+// binary also holds its package's ordinary tests, which need what the VM
+// lacks (the shared recordings, other services) and already ran on the host.
+// SocketCAN tests are therefore named TestVCAN....
+const VCANTestPattern = "^TestVCAN"
+
 // InstallCommand installs the host programs the VM harness needs.
 const InstallCommand = "apt-get install -y qemu-system-x86 busybox-static cpio can-utils"
 

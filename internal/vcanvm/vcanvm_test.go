@@ -52,7 +52,7 @@ func TestSocketCANInVM(t *testing.T) {
 			t.Errorf("%s: the vcan tests do not compile (CGO_ENABLED=0 go test -c -tags vcan): %v\n%s", p.importPath, err, out)
 			continue
 		}
-		bins = append(bins, TestBinary{Name: p.name, Path: bin, Dir: p.dir})
+		bins = append(bins, TestBinary{Name: p.name, Path: bin, Dir: p.dir, Args: []string{"-test.run", VCANTestPattern}})
 	}
 	if len(bins) == 0 {
 		t.FailNow()
