@@ -328,4 +328,3 @@ func TestLookup(t *testing.T) {
 		t.Errorf("signal Pos %q", got)
 	}
 }
-

@@ -14,6 +14,7 @@ import (
 
 	"satwatt/internal/canlog"
 	"satwatt/internal/vehicledata"
+	vp "satwatt/internal/vehicleprofile"
 	"satwatt/internal/vehiclestate"
 )
 
@@ -42,7 +43,7 @@ func BenchmarkDecodeModel3Log(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	binding, err := loadBinding("tesla-model3", dbcPath)
+	binding, err := vp.LoadBinding("tesla-model3", dbcPath)
 	if err != nil {
 		b.Fatal(err)
 	}

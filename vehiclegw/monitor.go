@@ -26,22 +26,6 @@ const canFlagHelp = "CAN source: IFACE (live SocketCAN, e.g. can0, vcan0), socke
 // are counted in the summary, so a corrupt file cannot flood the terminal.
 const badInputLogLimit = 10
 
-func loadBinding(profile, dbcOverride string) (*vp.Binding, error) {
-	p, err := vp.Load(profile)
-	if err != nil {
-		return nil, err
-	}
-	db, err := p.LoadDBC(dbcOverride)
-	if err != nil {
-		return nil, err
-	}
-	statusDB, err := p.LoadStatusDBC(db)
-	if err != nil {
-		return nil, err
-	}
-	return p.Bind(db, statusDB)
-}
-
 func runMonitor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("monitor", stderr)
 	profile := fs.String("profile", "generic", "vehicle profile: a built-in name (see 'vehiclegw profiles') or a .toml file")
@@ -65,7 +49,7 @@ func runMonitor(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	binding, err := loadBinding(*profile, *dbcPath)
+	binding, err := vp.LoadBinding(*profile, *dbcPath)
 	if err != nil {
 		return err
 	}

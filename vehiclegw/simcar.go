@@ -20,6 +20,7 @@ import (
 	"satwatt/internal/clock"
 	"satwatt/internal/simcar"
 	"satwatt/internal/socketcand"
+	vp "satwatt/internal/vehicleprofile"
 )
 
 // controlTokenEnv lets the control token stay out of the process list.
@@ -63,7 +64,7 @@ func runSimcar(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	p.CapacityWh = int64(math.Round(*capacity * 1000))
 	p.NominalWh = p.CapacityWh * def.NominalWh / def.CapacityWh
 	p.ChargerMaxW = int64(math.Round(*chargerKW * 1000))
-	binding, err := loadBinding(*profile, *dbcPath)
+	binding, err := vp.LoadBinding(*profile, *dbcPath)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"satwatt/internal/canbus"
 	"satwatt/internal/canutils"
 	"satwatt/internal/clock"
+	vp "satwatt/internal/vehicleprofile"
 	"satwatt/vehiclegw/internal/status"
 )
 
@@ -137,7 +138,7 @@ func TestVCANStatusMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bus.Close()
-	b, err := loadBinding("generic", "")
+	b, err := vp.LoadBinding("generic", "")
 	if err != nil {
 		t.Fatal(err)
 	}

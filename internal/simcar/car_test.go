@@ -11,19 +11,7 @@ import (
 
 func bind(t *testing.T, profile string) *vp.Binding {
 	t.Helper()
-	p, err := vp.Load(profile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := p.LoadDBC("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sdb, err := p.LoadStatusDBC(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := p.Bind(db, sdb)
+	b, err := vp.LoadBinding(profile, "")
 	if err != nil {
 		t.Fatal(err)
 	}

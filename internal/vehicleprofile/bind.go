@@ -269,3 +269,22 @@ func checkStatusSignal(name string, sig *dbc.Signal) error {
 	}
 	return nil
 }
+
+// LoadBinding loads a profile (a built-in name or a file), its DBC (or
+// dbcOverride, the `--dbc` flag, when not empty) and the DBC of its status
+// message, and binds them.
+func LoadBinding(profile, dbcOverride string) (*Binding, error) {
+	p, err := Load(profile)
+	if err != nil {
+		return nil, err
+	}
+	db, err := p.LoadDBC(dbcOverride)
+	if err != nil {
+		return nil, err
+	}
+	statusDB, err := p.LoadStatusDBC(db)
+	if err != nil {
+		return nil, err
+	}
+	return p.Bind(db, statusDB)
+}

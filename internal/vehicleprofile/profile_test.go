@@ -43,19 +43,7 @@ func TestBuiltinProfilesBind(t *testing.T) {
 	}
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
-			p, err := Load(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			db, err := p.LoadDBC("")
-			if err != nil {
-				t.Fatal(err)
-			}
-			sdb, err := p.LoadStatusDBC(db)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := p.Bind(db, sdb)
+			b, err := LoadBinding(name, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,13 +72,7 @@ func TestBindFactors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.profile+"/"+tc.role, func(t *testing.T) {
-			p, err := Load(tc.profile)
-			if err != nil {
-				t.Fatal(err)
-			}
-			db, _ := p.LoadDBC("")
-			sdb, _ := p.LoadStatusDBC(db)
-			b, err := p.Bind(db, sdb)
+			b, err := LoadBinding(tc.profile, "")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -11,19 +11,7 @@ import (
 
 func bind(t testing.TB, profile, dbcOverride string) *vp.Binding {
 	t.Helper()
-	p, err := vp.Load(profile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := p.LoadDBC(dbcOverride)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sdb, err := p.LoadStatusDBC(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := p.Bind(db, sdb)
+	b, err := vp.LoadBinding(profile, dbcOverride)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,19 +15,7 @@ import (
 
 func binding(t *testing.T) *vp.Binding {
 	t.Helper()
-	p, err := vp.Load("generic")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := p.LoadDBC("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sdb, err := p.LoadStatusDBC(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := p.Bind(db, sdb)
+	b, err := vp.LoadBinding("generic", "")
 	if err != nil {
 		t.Fatal(err)
 	}
