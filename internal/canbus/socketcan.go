@@ -10,12 +10,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"go.einride.tech/can"
 	"go.einride.tech/can/pkg/socketcan"
 
 	"satwatt/internal/clock"
+	"satwatt/internal/ctxdeadline"
 )
 
 func openSocketCAN(ctx context.Context, s Spec, opts Options) (*liveBus, error) {
@@ -39,7 +39,7 @@ type socketCANLink struct {
 	errorFrames *atomic.Uint64
 
 	wmu sync.Mutex
-	wdl writeDeadline
+	wdl ctxdeadline.Deadline
 }
 
 func dialSocketCAN(ctx context.Context, iface string, clk clock.Clock, errorFrames *atomic.Uint64) (link, error) {
@@ -56,7 +56,7 @@ func dialSocketCAN(ctx context.Context, iface string, clk clock.Clock, errorFram
 		tx:          socketcan.NewTransmitter(nc),
 		clk:         clk,
 		errorFrames: errorFrames,
-		wdl:         writeDeadline{set: nc.SetWriteDeadline},
+		wdl:         ctxdeadline.Deadline{Set: nc.SetWriteDeadline},
 	}, nil
 }
 
@@ -87,7 +87,7 @@ func (l *socketCANLink) send(ctx context.Context, f can.Frame) error {
 	}
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
-	disarm := l.wdl.arm(ctx)
+	disarm := l.wdl.Arm(ctx)
 	err := l.tx.TransmitFrame(ctx, f)
 	disarm()
 	if err == nil {
@@ -111,40 +111,3 @@ func linkGone(err error) bool {
 }
 
 func (l *socketCANLink) close() error { return l.nc.Close() }
-
-// writeDeadline turns a context's end into a write deadline, so a blocked
-// write can be cancelled without a goroutine per call.
-type writeDeadline struct {
-	mu  sync.Mutex
-	gen uint64
-	set func(time.Time) error
-}
-
-// longAgo is a deadline already passed: setting it wakes blocked I/O.
-var longAgo = time.Unix(1, 0)
-
-func (d *writeDeadline) arm(ctx context.Context) (disarm func()) {
-	if ctx.Done() == nil {
-		return func() {}
-	}
-	d.mu.Lock()
-	d.gen++
-	gen := d.gen
-	d.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		if d.gen == gen { // still armed
-			_ = d.set(longAgo)
-		}
-	})
-	return func() {
-		if stop() {
-			return // ctx did not end; the deadline was never touched
-		}
-		d.mu.Lock()
-		d.gen++ // a late callback now does nothing
-		_ = d.set(time.Time{})
-		d.mu.Unlock()
-	}
-}

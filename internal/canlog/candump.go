@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"go.einride.tech/can"
+
+	"satwatt/internal/asciinum"
 )
 
 // errorFlag is bit 29 of an 8-digit candump ID: can-utils writes kernel
@@ -49,7 +51,7 @@ func parseCandump(line []byte, f *can.Frame) (time.Duration, []byte, *LineError)
 	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
 		i++
 	}
-	sec, ok := parseDecimal(b[start:i], maxSeconds-1)
+	sec, ok := asciinum.Decimal(b[start:i], maxSeconds-1)
 	if !ok {
 		return 0, nil, lineError(line, "bad timestamp seconds")
 	}
@@ -171,7 +173,7 @@ func parseCandumpFrame(line, tok []byte, f *can.Frame) *LineError {
 		if c == '.' {
 			continue
 		}
-		if hexVal(c) == 0xff {
+		if _, ok := asciinum.HexDigit(c); !ok {
 			return lineError(line, "bad hex digit %s in data", describeByte(c))
 		}
 		digits++
@@ -193,7 +195,8 @@ func parseCandumpFrame(line, tok []byte, f *can.Frame) *LineError {
 		if rest[k+1] == '.' {
 			return lineError(line, "'.' splits a data byte")
 		}
-		hi, lo := hexVal(rest[k]), hexVal(rest[k+1])
+		hi, _ := asciinum.HexDigit(rest[k])
+		lo, _ := asciinum.HexDigit(rest[k+1])
 		f.Data[n] = hi<<4 | lo
 		n++
 		k += 2

@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"go.einride.tech/can"
+
+	"satwatt/internal/asciinum"
 )
 
 // maxErrorText bounds how much of a bad line a LineError keeps, so a
@@ -68,19 +70,6 @@ func describeByte(c byte) string {
 	return strconv.QuoteRune(rune(c))
 }
 
-// hexVal is the value of one hex digit, or 0xff for anything else.
-func hexVal(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
-	}
-	return 0xff
-}
-
 // parseHexID reads a CAN ID of up to 8 hex digits. what names the field in
 // the error ("ID").
 func parseHexID(line, digits []byte, what string) (uint32, *LineError) {
@@ -92,8 +81,8 @@ func parseHexID(line, digits []byte, what string) (uint32, *LineError) {
 	}
 	var v uint32
 	for _, c := range digits {
-		d := hexVal(c)
-		if d == 0xff {
+		d, ok := asciinum.HexDigit(c)
+		if !ok {
 			return 0, lineError(line, "bad hex digit %s in %s", describeByte(c), what)
 		}
 		v = v<<4 | uint32(d)
@@ -113,25 +102,6 @@ func checkID(line []byte, id uint32, extended bool) *LineError {
 		return lineError(line, "standard ID 0x%X exceeds 0x7FF", id)
 	}
 	return nil
-}
-
-// parseDecimal reads an unsigned decimal number and reports false on an
-// empty field, a non-digit or an overflow of limit.
-func parseDecimal(b []byte, limit uint64) (uint64, bool) {
-	if len(b) == 0 {
-		return 0, false
-	}
-	var v uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		v = v*10 + uint64(c-'0')
-		if v > limit {
-			return 0, false
-		}
-	}
-	return v, true
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' }

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"go.einride.tech/can"
+
+	"satwatt/internal/asciinum"
 )
 
 // gvretHeader starts the first line SavvyCAN writes:
@@ -72,7 +74,7 @@ func parseGVRET(line []byte, f *can.Frame) (time.Duration, int, *LineError) {
 	const columns = "expected Time Stamp,ID,Extended,Dir,Bus,LEN,D1..D8"
 
 	fld, pos, more := field(b, 0)
-	us, ok := parseDecimal(fld, maxMicros)
+	us, ok := asciinum.Decimal(fld, maxMicros)
 	if !ok {
 		return 0, 0, lineError(line, "bad time stamp %q (microseconds)", fld)
 	}
@@ -116,7 +118,7 @@ func parseGVRET(line []byte, f *can.Frame) (time.Duration, int, *LineError) {
 	}
 
 	fld, pos, more = field(b, pos)
-	bus, ok := parseDecimal(fld, 255)
+	bus, ok := asciinum.Decimal(fld, 255)
 	if !ok {
 		return 0, 0, lineError(line, "bad Bus %q", fld)
 	}
@@ -125,7 +127,7 @@ func parseGVRET(line []byte, f *can.Frame) (time.Duration, int, *LineError) {
 		return 0, 0, lineError(line, "missing LEN column; %s", columns)
 	}
 	fld, pos, more = field(b, pos)
-	n, ok := parseDecimal(fld, 99)
+	n, ok := asciinum.Decimal(fld, 99)
 	if !ok {
 		return 0, 0, lineError(line, "bad LEN %q", fld)
 	}
@@ -151,8 +153,8 @@ func parseGVRET(line []byte, f *can.Frame) (time.Duration, int, *LineError) {
 		}
 		var v byte
 		for _, c := range fld {
-			d := hexVal(c)
-			if d == 0xff {
+			d, ok := asciinum.HexDigit(c)
+			if !ok {
 				return 0, 0, lineError(line, "bad hex digit %s in data column D%d", describeByte(c), k+1)
 			}
 			v = v<<4 | d

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"go.einride.tech/can"
+
+	"satwatt/internal/asciinum"
+	"satwatt/internal/ctxdeadline"
 )
 
 // Conn is a client connection to one bus of a socketcand server, in raw
@@ -23,11 +26,11 @@ type Conn struct {
 	rmu sync.Mutex
 	er  elementReader
 	fld [16][]byte
-	rdl deadline
+	rdl ctxdeadline.Deadline
 
 	wmu  sync.Mutex
 	wbuf []byte
-	wdl  deadline
+	wdl  ctxdeadline.Deadline
 
 	closeOnce sync.Once
 	closeErr  error
@@ -55,8 +58,8 @@ func Dial(ctx context.Context, addr, bus string) (*Conn, error) {
 func newConn(nc net.Conn, addr, bus string) *Conn {
 	c := &Conn{nc: nc, addr: addr, bus: bus, wbuf: make([]byte, 0, 64)}
 	c.er.r = bufio.NewReaderSize(nc, 4096)
-	c.rdl.set = nc.SetReadDeadline
-	c.wdl.set = nc.SetWriteDeadline
+	c.rdl.Set = nc.SetReadDeadline
+	c.wdl.Set = nc.SetWriteDeadline
 	return c
 }
 
@@ -75,7 +78,7 @@ func (c *Conn) handshake(ctx context.Context) error {
 
 // command sends cmd and waits for `< ok >`.
 func (c *Conn) command(ctx context.Context, cmd string) error {
-	disarm := c.wdl.arm(ctx)
+	disarm := c.wdl.Arm(ctx)
 	_, err := c.nc.Write([]byte(cmd))
 	disarm()
 	if err != nil {
@@ -86,7 +89,7 @@ func (c *Conn) command(ctx context.Context, cmd string) error {
 
 // expect reads one element and checks that it is `< want >`.
 func (c *Conn) expect(ctx context.Context, want string) error {
-	disarm := c.rdl.arm(ctx)
+	disarm := c.rdl.Arm(ctx)
 	defer disarm()
 	el, err := c.er.next()
 	if err != nil {
@@ -117,7 +120,7 @@ func (c *Conn) Bus() string { return c.bus }
 func (c *Conn) Receive(ctx context.Context, f *can.Frame) (time.Time, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	disarm := c.rdl.arm(ctx)
+	disarm := c.rdl.Arm(ctx)
 	defer disarm()
 	for {
 		el, err := c.er.next()
@@ -178,8 +181,9 @@ func parseFrameElement(el []byte, fs [][]byte, f *can.Frame) (time.Time, error) 
 			return time.Time{}, protocolError("frame data longer than 8 bytes", el)
 		}
 		for k := 0; k < len(tok); k += 2 {
-			hi, lo := hexVal(tok[k]), hexVal(tok[k+1])
-			if hi == 0xff || lo == 0xff {
+			hi, okHi := asciinum.HexDigit(tok[k])
+			lo, okLo := asciinum.HexDigit(tok[k+1])
+			if !okHi || !okLo {
 				return time.Time{}, protocolError("bad hex digit in frame data", el)
 			}
 			f.Data[n] = hi<<4 | lo
@@ -204,7 +208,7 @@ func parseRTRElement(el []byte, fs [][]byte, f *can.Frame) (time.Time, error) {
 	if !ok {
 		return time.Time{}, protocolError("bad timestamp in rtr", el)
 	}
-	n, ok := parseDecimal(fs[3], can.MaxDataLength)
+	n, ok := asciinum.Decimal(fs[3], can.MaxDataLength)
 	if !ok {
 		return time.Time{}, protocolError("bad length in rtr", el)
 	}
@@ -221,7 +225,7 @@ func (c *Conn) Send(ctx context.Context, f can.Frame) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.wbuf = appendSendElement(c.wbuf[:0], &f)
-	disarm := c.wdl.arm(ctx)
+	disarm := c.wdl.Arm(ctx)
 	n, err := c.nc.Write(c.wbuf)
 	disarm()
 	if err != nil {
@@ -246,47 +250,4 @@ func ctxErr(ctx context.Context, err error) error {
 		return ctx.Err()
 	}
 	return err
-}
-
-// deadline turns a context's end into a net.Conn deadline, so blocking I/O
-// can be cancelled without a goroutine per call.
-type deadline struct {
-	mu  sync.Mutex
-	gen uint64
-	set func(time.Time) error
-}
-
-// longAgo is a deadline already passed: setting it wakes blocked I/O.
-var longAgo = time.Unix(1, 0)
-
-func noop() {}
-
-// arm makes ctx's end interrupt the I/O that follows; call disarm when the
-// I/O is done. A context that can never end costs nothing.
-func (d *deadline) arm(ctx context.Context) (disarm func()) {
-	if ctx.Done() == nil {
-		return noop
-	}
-	d.mu.Lock()
-	d.gen++
-	gen := d.gen
-	d.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		if d.gen == gen { // not disarmed yet
-			_ = d.set(longAgo)
-		}
-	})
-	return func() {
-		if stop() {
-			return // ctx did not end; the deadline was never touched
-		}
-		// The callback ran or is about to: bump gen so a late one does
-		// nothing, and clear a deadline it may have set.
-		d.mu.Lock()
-		d.gen++
-		_ = d.set(time.Time{})
-		d.mu.Unlock()
-	}
 }

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"go.einride.tech/can"
+
+	"satwatt/internal/asciinum"
 )
 
 // DefaultPort is socketcand's usual TCP port.
@@ -170,18 +172,6 @@ func fields(b []byte, dst [][]byte) [][]byte {
 	return dst
 }
 
-func hexVal(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
-	}
-	return 0xff
-}
-
 // parseID reads a hex CAN ID; 8 digits mean an extended ID, as socketcand
 // decides.
 func parseID(b []byte) (id uint32, extended bool, reason string) {
@@ -189,8 +179,8 @@ func parseID(b []byte) (id uint32, extended bool, reason string) {
 		return 0, false, "CAN ID must have 1 to 8 hex digits"
 	}
 	for _, c := range b {
-		d := hexVal(c)
-		if d == 0xff {
+		d, ok := asciinum.HexDigit(c)
+		if !ok {
 			return 0, false, "bad hex digit in CAN ID"
 		}
 		id = id<<4 | uint32(d)
@@ -203,24 +193,6 @@ func parseID(b []byte) (id uint32, extended bool, reason string) {
 		return 0, false, "standard CAN ID exceeds 0x7FF (use 8 digits for an extended ID)"
 	}
 	return id, extended, ""
-}
-
-// parseDecimal reads a small unsigned decimal number.
-func parseDecimal(b []byte, limit uint64) (uint64, bool) {
-	if len(b) == 0 {
-		return 0, false
-	}
-	var v uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		v = v*10 + uint64(c-'0')
-		if v > limit {
-			return 0, false
-		}
-	}
-	return v, true
 }
 
 // parseTimestamp reads socketcand's SECONDS.USECONDS.
@@ -236,7 +208,7 @@ func parseTimestamp(b []byte) (time.Time, bool) {
 	if dot >= 0 {
 		secText, fracText = b[:dot], b[dot+1:]
 	}
-	sec, ok := parseDecimal(secText, 1<<40)
+	sec, ok := asciinum.Decimal(secText, 1<<40)
 	if !ok {
 		return time.Time{}, false
 	}
@@ -245,7 +217,7 @@ func parseTimestamp(b []byte) (time.Time, bool) {
 		if len(fracText) == 0 || len(fracText) > 9 {
 			return time.Time{}, false
 		}
-		v, ok := parseDecimal(fracText, 999999999)
+		v, ok := asciinum.Decimal(fracText, 999999999)
 		if !ok {
 			return time.Time{}, false
 		}

@@ -14,6 +14,7 @@ import (
 
 	"go.einride.tech/can"
 
+	"satwatt/internal/asciinum"
 	"satwatt/internal/clock"
 )
 
@@ -437,7 +438,7 @@ func (ss *session) sendFrame(remote bool, fs [][]byte) {
 		ss.errorReply(reason)
 		return
 	}
-	n, ok := parseDecimal(fs[2], 255)
+	n, ok := asciinum.Decimal(fs[2], 255)
 	if !ok || n > can.MaxDataLength {
 		ss.errorReply("length must be 0 to 8")
 		return
@@ -461,8 +462,8 @@ func (ss *session) sendFrame(remote bool, fs [][]byte) {
 			}
 			var v byte
 			for _, c := range tok {
-				d := hexVal(c)
-				if d == 0xff {
+				d, ok := asciinum.HexDigit(c)
+				if !ok {
 					ss.errorReply(fmt.Sprintf("bad hex digit in data byte %d", i+1))
 					return
 				}
