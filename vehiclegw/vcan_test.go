@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -109,7 +110,32 @@ func TestVCANMonitor(t *testing.T) {
 	}
 	for m := next("soc 50.0"); m["type"] != "state" || m["soc_pct"] != 50.0; m = next("soc 50.0") {
 	}
+
+	// The interface goes away: the monitor keeps printing, and once the
+	// values pass their timeout (1 s for 0x4A0) they are unknown and
+	// named stale, not the last value forever.
+	ip(ctx, t, "link", "del", "vcan0")
+	for m := next("stale soc"); m["type"] != "state" || m["soc_pct"] != nil || !hasString(m["stale"], "soc"); m = next("stale soc") {
+	}
+	// It comes back: the monitor reopens it (backoff up to 5 s) and the
+	// next frame is decoded again.
+	ip(ctx, t, "link", "add", "dev", "vcan0", "type", "vcan")
+	ip(ctx, t, "link", "set", "up", "vcan0")
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for ctx.Err() == nil {
+			_ = canutils.Send(ctx, "vcan0", "4A0#F401")
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	for m := next("soc after reconnect"); m["type"] != "state" || m["soc_pct"] != 50.0; m = next("soc after reconnect") {
+	}
 	cancel()
+	<-sent
 	if code := <-done; code != 130 && code != 0 {
 		t.Errorf("monitor exit code %d after cancel", code)
 	}
@@ -169,6 +195,23 @@ func TestVCANStatusMessage(t *testing.T) {
 	// SUSPENDED=5, METER_MISMATCH=7 -> 0x75; the counter moves on to 1.
 	tx.Set(status.Status{State: status.Suspended, Error: status.MeterMismatch, CreditWh: -12, EnergyBoughtWh: 1234, SatsSpent: 5678, BalanceSat: 90000})
 	expect("5A0#7501F4FFD2040000", "5A1#2E160000905F0100")
+}
+
+func ip(ctx context.Context, t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+func hasString(v any, s string) bool {
+	list, _ := v.([]any)
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 // testLog sends the command's log lines to the test log.
