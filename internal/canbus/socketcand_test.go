@@ -16,6 +16,7 @@ import (
 
 	"satwatt/internal/clock"
 	"satwatt/internal/socketcand"
+	"satwatt/internal/socketcand/socketcandtest"
 )
 
 // serveOn runs srv on ln until stop is called; stop waits for Serve.
@@ -239,34 +240,8 @@ func TestSocketcandReconnectsAfterServerRestart(t *testing.T) {
 	}
 }
 
-// fakeSocketcand accepts one client, does the handshake and then sends
-// script.
-func fakeSocketcand(t *testing.T, script string) string {
-	t.Helper()
-	ln := listen(t, "127.0.0.1:0")
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer nc.Close()
-		br := bufio.NewReader(nc)
-		io.WriteString(nc, "< hi >")
-		for range 2 { // open, rawmode
-			if _, err := br.ReadString('>'); err != nil {
-				return
-			}
-			io.WriteString(nc, "< ok >")
-		}
-		io.WriteString(nc, script)
-		io.Copy(io.Discard, br)
-	}()
-	return ln.Addr().String()
-}
-
 func TestSocketcandBadInputIsSkipped(t *testing.T) {
-	addr := fakeSocketcand(t, "< frame 123 1.000000 01 >< frame XYZ 1.0 00 >< error 004 1.5 >junk< frame 124 2.000000 0203 >")
+	addr := socketcandtest.Scripted(t, "< frame 123 1.000000 01 >< frame XYZ 1.0 00 >< error 004 1.5 >junk< frame 124 2.000000 0203 >")
 	var mu sync.Mutex
 	var bad []error
 	src := openBus(t, "socketcand://"+addr+"/can0", Options{Logger: quiet(), OnBadInput: func(err error) {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.einride.tech/can"
+
+	"satwatt/internal/socketcand/socketcandtest"
 )
 
 // testTimeout bounds every wait in these tests; nothing sleeps for a fixed
@@ -359,36 +361,6 @@ func TestSlowClientDoesNotBlockHub(t *testing.T) {
 	t.Logf("sent %d frames; %d dropped for the slow client", sent, slowDrops())
 }
 
-// fakeServer accepts one connection and plays script to it after the
-// handshake.
-func fakeServer(t *testing.T, script string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer nc.Close()
-		er := elementReader{r: bufio.NewReader(nc)}
-		io.WriteString(nc, "< hi >")
-		for range 2 { // open, rawmode
-			if _, err := er.next(); err != nil {
-				return
-			}
-			io.WriteString(nc, "< ok >")
-		}
-		io.WriteString(nc, script)
-		// Hold the connection until the client closes it.
-		io.Copy(io.Discard, nc)
-	}()
-	return ln.Addr().String()
-}
-
 func TestClientReportsGarbage(t *testing.T) {
 	script := "< frame 123 1.000000 11 >" +
 		"< frame 1Z3 1.000000 11 >" +
@@ -399,7 +371,7 @@ func TestClientReportsGarbage(t *testing.T) {
 		"< " + strings.Repeat("A", 400) + " >" +
 		"< bogus >" +
 		"< ok >< frame 1FFFFFFF 4.000001 >"
-	addr := fakeServer(t, script)
+	addr := socketcandtest.Scripted(t, script)
 	c := dial(t, addr, "can0")
 	want := []struct {
 		id     uint32
