@@ -1,0 +1,245 @@
+package offer
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// offerJSON is the wire form of an Offer inside the metadata. Integers
+// only: money and energy never pass through floats.
+type offerJSON struct {
+	SessionID      string `json:"session_id"`
+	PriceMsatPerWh int64  `json:"price_msat_per_wh"`
+	IncrementWh    int64  `json:"increment_wh"`
+	FirstMultiple  int64  `json:"first_multiple"`
+	GraceWh        int64  `json:"grace_wh"`
+	MaxPowerW      int64  `json:"max_power_w"`
+	WallNodeKey    string `json:"wall_node_key"`
+	ValidUntil     int64  `json:"valid_until"` // unix seconds
+	Network        string `json:"network"`
+}
+
+// Metadata builds the LUD-06 metadata string for o: a JSON array with one
+// text/plain description and one offer entry. ValidUntil is truncated to
+// whole seconds. The string returned is what the wall must serve and hash,
+// byte for byte.
+func Metadata(o Offer, description string) (string, error) {
+	if err := o.Validate(); err != nil {
+		return "", fmt.Errorf("offer metadata: %w", err)
+	}
+	if description == "" || !utf8.ValidString(description) {
+		return "", fmt.Errorf("offer metadata: description must be non-empty UTF-8")
+	}
+	inner, err := json.Marshal(offerJSON{
+		SessionID:      o.SessionID,
+		PriceMsatPerWh: o.PriceMsatPerWh,
+		IncrementWh:    o.IncrementWh,
+		FirstMultiple:  o.FirstMultiple,
+		GraceWh:        o.GraceWh,
+		MaxPowerW:      o.MaxPowerW,
+		WallNodeKey:    o.WallNodeKey,
+		ValidUntil:     o.ValidUntil.Unix(),
+		Network:        o.Network,
+	})
+	if err != nil {
+		return "", fmt.Errorf("offer metadata: encoding offer: %w", err)
+	}
+	outer, err := json.Marshal([][2]string{{"text/plain", description}, {MimeType, string(inner)}})
+	if err != nil {
+		return "", fmt.Errorf("offer metadata: encoding array: %w", err)
+	}
+	if len(outer) > MaxMetadataBytes {
+		return "", fmt.Errorf("offer metadata: %d bytes, limit %d (description too long)", len(outer), MaxMetadataBytes)
+	}
+	return string(outer), nil
+}
+
+// ParseMetadata reads metadata built by Metadata, strictly: a JSON array of
+// [string, string] pairs with exactly one text/plain entry and exactly one
+// offer entry (other pairs, such as text/long-desc, are allowed and
+// ignored); in the offer every field present once, no unknown fields,
+// integers only. The offer returned has passed Validate.
+func ParseMetadata(s string) (Offer, string, error) {
+	if len(s) > MaxMetadataBytes {
+		return Offer{}, "", fmt.Errorf("%w: %d bytes, limit %d", ErrMetadata, len(s), MaxMetadataBytes)
+	}
+	if !utf8.ValidString(s) {
+		// encoding/json would silently replace bad bytes, and the hash is
+		// over the raw bytes.
+		return Offer{}, "", fmt.Errorf("%w: not valid UTF-8", ErrMetadata)
+	}
+	if t := strings.TrimLeft(s, " \t\r\n"); !strings.HasPrefix(t, "[") {
+		return Offer{}, "", fmt.Errorf("%w: not a JSON array", ErrMetadata)
+	}
+	var entries []json.RawMessage
+	if err := json.Unmarshal([]byte(s), &entries); err != nil {
+		return Offer{}, "", fmt.Errorf("%w: not a JSON array: %w", ErrMetadata, err)
+	}
+	var desc, raw string
+	var nDesc, nOffer int
+	for i, e := range entries {
+		k, v, err := parsePair(e)
+		if err != nil {
+			return Offer{}, "", fmt.Errorf("%w: entry %d: %w", ErrMetadata, i, err)
+		}
+		switch k {
+		case "text/plain":
+			nDesc++
+			desc = v
+		case MimeType:
+			nOffer++
+			raw = v
+		}
+	}
+	if nDesc != 1 {
+		return Offer{}, "", fmt.Errorf("%w: %d text/plain entries, want exactly 1", ErrMetadata, nDesc)
+	}
+	if nOffer != 1 {
+		return Offer{}, "", fmt.Errorf("%w: %d %s entries, want exactly 1", ErrMetadata, nOffer, MimeType)
+	}
+	o, err := parseOffer(raw)
+	if err != nil {
+		return Offer{}, "", fmt.Errorf("%w: offer entry: %w", ErrMetadata, err)
+	}
+	if err := o.Validate(); err != nil {
+		return Offer{}, "", fmt.Errorf("%w: %w", ErrMetadata, err)
+	}
+	return o, desc, nil
+}
+
+func parsePair(e json.RawMessage) (string, string, error) {
+	if !bytes.HasPrefix(bytes.TrimLeft(e, " \t\r\n"), []byte("[")) {
+		return "", "", errors.New("not an array")
+	}
+	var pair []json.RawMessage
+	if err := json.Unmarshal(e, &pair); err != nil {
+		return "", "", err
+	}
+	if len(pair) != 2 {
+		return "", "", fmt.Errorf("%d items, want a [type, value] pair", len(pair))
+	}
+	k, err := jsonString(pair[0])
+	if err != nil {
+		return "", "", fmt.Errorf("type: %w", err)
+	}
+	v, err := jsonString(pair[1])
+	if err != nil {
+		return "", "", fmt.Errorf("value of %q: %w", k, err)
+	}
+	return k, v, nil
+}
+
+// jsonString decodes a JSON string and nothing else; json.Unmarshal alone
+// would accept null as "".
+func jsonString(r json.RawMessage) (string, error) {
+	if !bytes.HasPrefix(bytes.TrimLeft(r, " \t\r\n"), []byte(`"`)) {
+		return "", errors.New("not a JSON string")
+	}
+	var s string
+	if err := json.Unmarshal(r, &s); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+// fieldOrder names the offer fields in the order errors report them.
+var fieldOrder = []string{
+	"session_id", "price_msat_per_wh", "increment_wh", "first_multiple",
+	"grace_wh", "max_power_w", "wall_node_key", "valid_until", "network",
+}
+
+// parseOffer walks the offer object token by token, because
+// json.Unmarshal takes the last of duplicate keys, accepts null for any
+// field and turns 1e3 into an integer only with help.
+func parseOffer(s string) (Offer, error) {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return Offer{}, err
+	}
+	if tok != json.Delim('{') {
+		return Offer{}, errors.New("not a JSON object")
+	}
+	var w offerJSON
+	ints := map[string]*int64{
+		"price_msat_per_wh": &w.PriceMsatPerWh,
+		"increment_wh":      &w.IncrementWh,
+		"first_multiple":    &w.FirstMultiple,
+		"grace_wh":          &w.GraceWh,
+		"max_power_w":       &w.MaxPowerW,
+		"valid_until":       &w.ValidUntil,
+	}
+	strs := map[string]*string{
+		"session_id":    &w.SessionID,
+		"wall_node_key": &w.WallNodeKey,
+		"network":       &w.Network,
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return Offer{}, err
+		}
+		key, _ := tok.(string)
+		if seen[key] {
+			return Offer{}, fmt.Errorf("field %q given twice", key)
+		}
+		seen[key] = true
+		val, err := dec.Token()
+		if err != nil {
+			return Offer{}, fmt.Errorf("field %q: %w", key, err)
+		}
+		if p, ok := ints[key]; ok {
+			n, ok := val.(json.Number)
+			if !ok {
+				return Offer{}, fmt.Errorf("field %q is %v, want an integer", key, val)
+			}
+			// ParseInt refuses fractions and exponents.
+			v, err := strconv.ParseInt(string(n), 10, 64)
+			if err != nil {
+				return Offer{}, fmt.Errorf("field %q = %s is not an int64", key, n)
+			}
+			*p = v
+			continue
+		}
+		if p, ok := strs[key]; ok {
+			v, ok := val.(string)
+			if !ok {
+				return Offer{}, fmt.Errorf("field %q is %v, want a string", key, val)
+			}
+			*p = v
+			continue
+		}
+		return Offer{}, fmt.Errorf("unknown field %q", key)
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return Offer{}, fmt.Errorf("object not closed: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Offer{}, errors.New("data after the offer object")
+	}
+	for _, k := range fieldOrder {
+		if !seen[k] {
+			return Offer{}, fmt.Errorf("field %q missing", k)
+		}
+	}
+	return Offer{
+		SessionID:      w.SessionID,
+		PriceMsatPerWh: w.PriceMsatPerWh,
+		IncrementWh:    w.IncrementWh,
+		FirstMultiple:  w.FirstMultiple,
+		GraceWh:        w.GraceWh,
+		MaxPowerW:      w.MaxPowerW,
+		WallNodeKey:    w.WallNodeKey,
+		ValidUntil:     time.Unix(w.ValidUntil, 0).UTC(),
+		Network:        w.Network,
+	}, nil
+}
