@@ -197,7 +197,7 @@ func TestContextEndStopsDaemons(t *testing.T) {
 	began := time.Now()
 	deadline := began.Add(stopTimeout + 5*time.Second)
 	for _, pid := range pids {
-		for alive(pid) && time.Now().Before(deadline) {
+		for !(reaped(pid) && !alive(pid)) && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		if alive(pid) {
@@ -295,6 +295,7 @@ func TestParentKillLeavesNoDaemons(t *testing.T) {
 		select {}
 	}
 	binaries(t)
+	becomeSubreaper(t)
 	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestParentKillLeavesNoDaemons$", "-test.v")
 	cmd.Env = append(os.Environ(), "SATWATT_REGTEST_CHILD=1")
 	out, err := cmd.StdoutPipe()
@@ -339,7 +340,7 @@ func TestParentKillLeavesNoDaemons(t *testing.T) {
 	cmd.Wait()
 	deadline := time.Now().Add(10 * time.Second)
 	for _, pid := range pids {
-		for alive(pid) && time.Now().Before(deadline) {
+		for !(reaped(pid) && !alive(pid)) && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		if alive(pid) {
