@@ -1,0 +1,176 @@
+package schema
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "github.com/mattn/go-sqlite3"
+)
+
+func TestMigrationsAreNumberedFromOne(t *testing.T) {
+	ms, err := Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) == 0 {
+		t.Fatal("no migrations")
+	}
+	for i, m := range ms {
+		if m.Version != i+1 || !strings.HasPrefix(m.Name, fmt.Sprintf("%04d_", i+1)) || m.SQL == "" {
+			t.Errorf("migration %d is version %d, %q", i, m.Version, m.Name)
+		}
+	}
+	if latest, err := Latest(); err != nil || latest != len(ms) {
+		t.Errorf("Latest = %d, %v; want %d", latest, err, len(ms))
+	}
+}
+
+func TestParseQueries(t *testing.T) {
+	cases := []struct {
+		name    string
+		text    string
+		want    map[string]string
+		wantErr string
+	}{
+		{
+			name: "two queries after commentary",
+			text: "-- About this file.\n\n-- name: a\nSELECT 1;\n\n-- name: b\n-- what b is for\nSELECT 2\nFROM t;\n",
+			want: map[string]string{"a": "SELECT 1;", "b": "-- what b is for\nSELECT 2\nFROM t;"},
+		},
+		{name: "empty query", text: "-- name: a\n\n-- name: b\nSELECT 1;", wantErr: `query "a" is empty`},
+		{name: "duplicate", text: "-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;", wantErr: `"a" is defined twice`},
+		{name: "marker without a name", text: "-- name:\nSELECT 1;", wantErr: "followed by one word"},
+		{name: "two words", text: "-- name: a b\nSELECT 1;", wantErr: "followed by one word"},
+		{name: "no queries", text: "-- nothing here\n", want: map[string]string{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := map[string]string{}
+			err := parseQueries("x.sql", tc.text, got)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("query %s = %q, want %q", k, got[k], v)
+				}
+			}
+		})
+	}
+}
+
+// migrated applies every migration to a fresh database file.
+func migrated(t *testing.T) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(t.TempDir(), "schema.db")+"?_foreign_keys=on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ms, err := Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if _, err := db.Exec(m.SQL); err != nil {
+			t.Fatalf("migration %s: %v", m.Name, err)
+		}
+	}
+	return db
+}
+
+func TestEveryQueryCompiles(t *testing.T) {
+	db := migrated(t)
+	qs, err := Queries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(qs) == 0 {
+		t.Fatal("no queries")
+	}
+	for name, q := range qs {
+		st, err := db.PrepareContext(context.Background(), q)
+		if err != nil {
+			t.Errorf("query %s does not compile: %v", name, err)
+			continue
+		}
+		st.Close()
+	}
+	if _, err := Query("no_such_query"); err == nil {
+		t.Error("Query of an unknown name succeeded")
+	}
+}
+
+// TestNoFloatingPointColumns: money and energy are integers, and STRICT
+// tables make SQLite enforce it.
+func TestNoFloatingPointColumns(t *testing.T) {
+	db := migrated(t)
+	rows, err := db.Query("SELECT name, strict FROM pragma_table_list WHERE schema = 'main' AND type = 'table' AND name NOT LIKE 'sqlite_%'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		var strict bool
+		if err := rows.Scan(&name, &strict); err != nil {
+			t.Fatal(err)
+		}
+		if !strict {
+			t.Errorf("table %s is not STRICT", name)
+		}
+		tables = append(tables, name)
+	}
+	rows.Close()
+	for _, want := range []string{"settings", "sessions", "invoices", "meter_samples", "events"} {
+		if !contains(tables, want) {
+			t.Errorf("no table %s in %v", want, tables)
+		}
+	}
+	for _, table := range tables {
+		cols, err := db.Query("SELECT name, type FROM pragma_table_info(?)", table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for cols.Next() {
+			var name, typ string
+			if err := cols.Scan(&name, &typ); err != nil {
+				t.Fatal(err)
+			}
+			if typ != "INTEGER" && typ != "TEXT" {
+				t.Errorf("%s.%s is %s, want INTEGER or TEXT", table, name, typ)
+			}
+			if (strings.HasSuffix(name, "_msat") || strings.HasSuffix(name, "_mwh") || strings.HasSuffix(name, "_wh")) && typ != "INTEGER" {
+				t.Errorf("%s.%s is money or energy but %s", table, name, typ)
+			}
+		}
+		cols.Close()
+	}
+	for _, view := range []string{"session_summary", "daily_totals", "monthly_totals"} {
+		if _, err := db.Exec("SELECT * FROM " + view); err != nil {
+			t.Errorf("view %s: %v", view, err)
+		}
+	}
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
