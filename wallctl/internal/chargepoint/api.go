@@ -1,0 +1,207 @@
+package chargepoint
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+
+	"satwatt/internal/lndclient"
+	"satwatt/internal/metering"
+	"satwatt/internal/offer"
+	"satwatt/internal/wallstore"
+)
+
+// OfferInfo is what the LNURL-pay first response needs.
+type OfferInfo struct {
+	Offer    offer.Offer
+	Metadata string
+	MinMsat  int64
+	MaxMsat  int64
+}
+
+// CurrentOffer is the open session's offer and the payment bounds that
+// apply now: the first payment before anything is paid, one increment
+// after.
+func (c *Controller) CurrentOffer() (OfferInfo, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fault != "" {
+		return OfferInfo{}, fmt.Errorf("%w: %s", ErrNotSelling, c.fault)
+	}
+	s := c.cur
+	if s == nil || s.m.State() == metering.Ended {
+		return OfferInfo{}, fmt.Errorf("%w: no vehicle has an open session", ErrNotOpen)
+	}
+	lo, hi := c.boundsLocked(s)
+	return OfferInfo{Offer: s.offer, Metadata: s.metadata, MinMsat: lo, MaxMsat: hi}, nil
+}
+
+func (c *Controller) boundsLocked(s *session) (lo, hi int64) {
+	t := s.m.Terms()
+	lo = t.IncrementMsat()
+	if s.m.Snapshot().PaidMsat < t.FirstPaymentMsat() {
+		lo = t.FirstPaymentMsat() - s.m.Snapshot().PaidMsat
+	}
+	hi = max(t.FirstPaymentMsat(), c.cfg.MaxPaymentIncrements*t.IncrementMsat())
+	return max(lo, 1), max(hi, lo)
+}
+
+// Invoice is an invoice handed out to the buyer.
+type Invoice struct {
+	Bolt11      string
+	PaymentHash [32]byte
+}
+
+// RequestInvoice creates an invoice of amountMsat for the open session
+// sessionID. It is recorded before it is returned, so a payment can never
+// arrive for an invoice the wall has forgotten.
+func (c *Controller) RequestInvoice(ctx context.Context, sessionID string, amountMsat int64) (Invoice, error) {
+	c.mu.Lock()
+	s := c.cur
+	switch {
+	case c.fault != "":
+		c.mu.Unlock()
+		return Invoice{}, fmt.Errorf("%w: %s", ErrNotSelling, c.fault)
+	case s == nil || s.m.ID() != sessionID || s.m.State() == metering.Ended:
+		c.mu.Unlock()
+		return Invoice{}, fmt.Errorf("%w: %q", ErrNotOpen, sessionID)
+	}
+	lo, hi := c.boundsLocked(s)
+	if amountMsat < lo || amountMsat > hi {
+		c.mu.Unlock()
+		return Invoice{}, fmt.Errorf("%w: %d msat, this session takes %d to %d msat now", ErrAmount, amountMsat, lo, hi)
+	}
+	n := 0
+	for _, inv := range c.open {
+		if inv.sessionID == sessionID {
+			n++
+		}
+	}
+	if n >= c.cfg.MaxOpenInvoices {
+		c.metrics.InvoicesRefused++
+		c.mu.Unlock()
+		return Invoice{}, fmt.Errorf("%w: %d unpaid, at most %d", ErrTooManyInvoices, n, c.cfg.MaxOpenInvoices)
+	}
+	// Hold a slot while lnd is asked, so concurrent requests cannot pass
+	// the limit together.
+	var slot [32]byte
+	if _, err := randRead(slot[:]); err != nil {
+		c.mu.Unlock()
+		return Invoice{}, err
+	}
+	c.open[slot] = &openInvoice{sessionID: sessionID, expiresAt: c.clk.Now().Add(c.cfg.InvoiceExpiry)}
+	descHash := s.descHash
+	c.mu.Unlock()
+	release := func() {
+		c.mu.Lock()
+		delete(c.open, slot)
+		c.mu.Unlock()
+	}
+
+	inv, err := c.ln.AddInvoice(ctx, amountMsat, descHash, c.cfg.InvoiceExpiry)
+	if err != nil {
+		release()
+		return Invoice{}, fmt.Errorf("chargepoint: create invoice: %w", err)
+	}
+	hx := hex.EncodeToString(inv.PaymentHash[:])
+	if err := c.store.AddInvoice(ctx, wallstore.Invoice{PaymentHash: hx, SessionID: sessionID, AmountMsat: amountMsat,
+		Bolt11: inv.PaymentRequest, CreatedAt: c.clk.Now(), ExpiresAt: inv.ExpiresAt}); err != nil {
+		release()
+		// Never hand out an invoice that is not on record; make sure it
+		// cannot be paid either.
+		if cerr := c.ln.CancelInvoice(context.WithoutCancel(ctx), inv.PaymentHash); cerr != nil {
+			c.log.Error("chargepoint: cancel an invoice that could not be recorded", "hash", hx, "err", cerr)
+		}
+		c.mu.Lock()
+		c.metrics.StoreErrors++
+		c.mu.Unlock()
+		return Invoice{}, fmt.Errorf("chargepoint: record invoice: %w", err)
+	}
+	c.mu.Lock()
+	delete(c.open, slot)
+	c.open[inv.PaymentHash] = &openInvoice{sessionID: sessionID, bolt11: inv.PaymentRequest, amount: amountMsat, expiresAt: inv.ExpiresAt}
+	c.metrics.InvoicesIssued++
+	c.mu.Unlock()
+	c.log.Info("chargepoint: invoice issued", "session", sessionID, "amount_msat", amountMsat, "hash", hx)
+	return Invoice{Bolt11: inv.PaymentRequest, PaymentHash: inv.PaymentHash}, nil
+}
+
+// SetPrice sets the price for the next session; the open one keeps its own.
+func (c *Controller) SetPrice(ctx context.Context, msatPerWh int64) error {
+	c.mu.Lock()
+	t := c.terms
+	c.mu.Unlock()
+	t.PriceMsatPerWh = msatPerWh
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	if err := c.store.SetSetting(ctx, priceKey, strconv.FormatInt(msatPerWh, 10)); err != nil {
+		return fmt.Errorf("chargepoint: store price: %w", err)
+	}
+	c.mu.Lock()
+	c.terms.PriceMsatPerWh = msatPerWh
+	c.mu.Unlock()
+	c.event(ctx, "", "price", fmt.Sprintf("%d msat/Wh from the next session", msatPerWh))
+	c.publish()
+	return nil
+}
+
+// VerifyInvoice reports whether an invoice is settled and its preimage
+// (LUD-21): the wall asks its own node.
+func (c *Controller) VerifyInvoice(ctx context.Context, hash [32]byte) (settled bool, preimage [32]byte, err error) {
+	st, err := c.ln.LookupInvoice(ctx, hash)
+	if err != nil {
+		return false, preimage, err
+	}
+	if st.Status == lndclient.InvoiceSettled {
+		return true, st.Preimage, nil
+	}
+	return false, preimage, nil
+}
+
+// Stop ends the open session on the wall owner's word.
+func (c *Controller) Stop(ctx context.Context, sessionID string) error {
+	return c.stop(ctx, sessionID, metering.WallShutdown, "stopped by the wall's owner")
+}
+
+// BuyerStop ends the open session on the buyer's word. The buyer proves it
+// is the buyer with the preimage of any payment it made in the session:
+// only the payer learns it.
+func (c *Controller) BuyerStop(ctx context.Context, sessionID, preimageHex string) error {
+	pre, err := hex.DecodeString(preimageHex)
+	if err != nil || len(pre) != 32 {
+		return fmt.Errorf("%w: the proof must be a 32-byte payment preimage in hex", ErrNotBuyer)
+	}
+	h := sha256.Sum256(pre)
+	c.mu.Lock()
+	ok := false
+	if c.cur != nil && c.cur.m.ID() == sessionID {
+		want := hex.EncodeToString(h[:])
+		for _, p := range c.cur.payments {
+			if subtle.ConstantTimeCompare([]byte(p.Hash), []byte(want)) == 1 {
+				ok = true
+			}
+		}
+	}
+	c.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: no payment of session %q has that preimage", ErrNotBuyer, sessionID)
+	}
+	return c.stop(ctx, sessionID, metering.BuyerStopped, "stopped by the buyer")
+}
+
+func (c *Controller) stop(ctx context.Context, sessionID string, r metering.EndReason, why string) error {
+	c.mu.Lock()
+	if c.cur == nil || c.cur.m.ID() != sessionID || c.cur.m.State() == metering.Ended {
+		c.mu.Unlock()
+		return fmt.Errorf("%w: %q", ErrNotOpen, sessionID)
+	}
+	c.event(ctx, sessionID, "stop", why)
+	c.endLocked(ctx, r)
+	c.mu.Unlock()
+	c.publish()
+	return nil
+}

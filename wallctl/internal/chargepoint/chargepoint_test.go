@@ -1,0 +1,502 @@
+package chargepoint
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"satwatt/internal/clock"
+	"satwatt/internal/evse"
+	"satwatt/internal/lndclient"
+	"satwatt/internal/metering"
+	"satwatt/internal/simevse"
+	"satwatt/internal/wallstore"
+)
+
+// fakeLightning stands in for the wall's lnd in these unit tests of the
+// controller's logic; the regtest test in wallctl runs the real one.
+type fakeLightning struct {
+	mu        sync.Mutex
+	invoices  map[[32]byte]*fakeInvoice
+	out       chan lndclient.Settlement
+	connected bool
+	added     int
+}
+
+type fakeInvoice struct {
+	amount   int64
+	desc     [32]byte
+	preimage [32]byte
+	state    lndclient.InvoiceStatus
+	paid     int64
+}
+
+func newFakeLightning() *fakeLightning {
+	return &fakeLightning{invoices: map[[32]byte]*fakeInvoice{}, out: make(chan lndclient.Settlement, 16), connected: true}
+}
+
+func (f *fakeLightning) AddInvoice(_ context.Context, amt int64, desc [32]byte, expiry time.Duration) (lndclient.Invoice, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var pre [32]byte
+	rand.Read(pre[:])
+	h := sha256.Sum256(pre[:])
+	f.invoices[h] = &fakeInvoice{amount: amt, desc: desc, preimage: pre}
+	f.added++
+	return lndclient.Invoice{PaymentRequest: fmt.Sprintf("lnbcrt-test-%d", f.added), PaymentHash: h, ExpiresAt: time.Now().Add(expiry)}, nil
+}
+
+func (f *fakeLightning) LookupInvoice(_ context.Context, h [32]byte) (lndclient.InvoiceState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	inv, ok := f.invoices[h]
+	if !ok {
+		return lndclient.InvoiceState{}, lndclient.ErrInvoiceNotFound
+	}
+	return lndclient.InvoiceState{PaymentHash: h, Status: inv.state, ValueMsat: inv.amount, AmountPaidMsat: inv.paid, Preimage: inv.preimage}, nil
+}
+
+func (f *fakeLightning) CancelInvoice(_ context.Context, h [32]byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if inv, ok := f.invoices[h]; ok && inv.state == lndclient.InvoiceOpen {
+		inv.state = lndclient.InvoiceCanceled
+	}
+	return nil
+}
+
+func (f *fakeLightning) PubKey() string {
+	return "02" + strings.Repeat("11", 32)
+}
+func (f *fakeLightning) Network() string                          { return "regtest" }
+func (f *fakeLightning) Settlements() <-chan lndclient.Settlement { return f.out }
+func (f *fakeLightning) Connected() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.connected
+}
+
+// pay settles an invoice on the fake node and returns the settlement the
+// watcher would report.
+func (f *fakeLightning) pay(t *testing.T, bolt11Hash [32]byte, amt int64) lndclient.Settlement {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	inv := f.invoices[bolt11Hash]
+	if inv == nil || inv.state != lndclient.InvoiceOpen {
+		t.Fatalf("pay: invoice %x not open", bolt11Hash[:4])
+	}
+	inv.state, inv.paid = lndclient.InvoiceSettled, amt
+	return lndclient.Settlement{PaymentHash: bolt11Hash, AmountPaidMsat: amt, Preimage: inv.preimage, SettledAt: time.Now()}
+}
+
+type rig struct {
+	t     *testing.T
+	ctx   context.Context
+	clk   *clock.Manual
+	sim   *simevse.EVSE
+	car   *simevse.FixedVehicle
+	ln    *fakeLightning
+	store *wallstore.Store
+	c     *Controller
+	path  string
+}
+
+const evsePilotF = evse.PilotF
+
+var t0 = time.Date(2026, 11, 25, 2, 0, 0, 0, time.UTC)
+
+// 100 msat/Wh, 50 Wh increments, first payment 10,000 msat, 10 Wh grace.
+var testTerms = metering.Terms{PriceMsatPerWh: 100, IncrementWh: 50, FirstMultiple: 2, GraceWh: 10, UnpaidTimeout: 5 * time.Minute}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	r := &rig{t: t, ctx: t.Context(), clk: clock.NewManual(t0), ln: newFakeLightning(), path: filepath.Join(t.TempDir(), "wall.db")}
+	var err error
+	r.sim, err = simevse.New(simevse.Config{Clock: r.clk, WatchdogTimeout: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.car = r.sim.Vehicle().(*simevse.FixedVehicle)
+	r.open()
+	return r
+}
+
+// open (re)starts the controller over the same database and EVSE, as a
+// restart of wallctl would.
+func (r *rig) open() {
+	r.t.Helper()
+	if r.store != nil {
+		r.store.Close()
+	}
+	st, err := wallstore.Open(r.ctx, r.path)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { st.Close() })
+	r.store = st
+	c, err := New(Config{Terms: testTerms, Clock: r.clk, MeterInterval: time.Second, SampleInterval: 5 * time.Second,
+		MaxCurrentA: 32, MaxPowerW: 7360}, r.sim, r.ln,
+		func(context.Context, func() [][32]byte) Watch { return r.ln }, st)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	// What Run does before its loop, without the goroutines, so the test
+	// owns time.
+	c.disable(r.ctx, "test start")
+	if err := c.loadPrice(r.ctx); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := c.recover(r.ctx); err != nil {
+		r.t.Fatal(err)
+	}
+	c.watcher, c.ready = r.ln, true
+	c.reconcile(r.ctx)
+	r.c = c
+}
+
+// run advances time second by second, stepping the controller, until
+// cond holds or limit passes.
+func (r *rig) run(limit time.Duration, cond func(Status) bool) Status {
+	r.t.Helper()
+	for waited := time.Duration(0); ; waited += time.Second {
+		st := r.c.Status()
+		if cond(st) {
+			return st
+		}
+		if waited >= limit {
+			r.t.Fatalf("condition not reached within %s; status %+v session %+v", limit, st, st.Session)
+		}
+		r.clk.Advance(time.Second)
+		r.c.step(r.ctx)
+	}
+}
+
+func (r *rig) invoice(amt int64) Invoice {
+	r.t.Helper()
+	inv, err := r.c.RequestInvoice(r.ctx, r.c.Status().Session.ID, amt)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return inv
+}
+
+func (r *rig) evseEnabled() bool {
+	st, err := r.sim.Status(r.ctx)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return st.Enabled
+}
+
+func state(s string) func(Status) bool {
+	return func(st Status) bool { return st.Session != nil && st.Session.State == s }
+}
+
+func TestPayAsYouGo(t *testing.T) {
+	r := newRig(t)
+	r.c.step(r.ctx)
+	if st := r.c.Status(); st.Connector != "idle" || st.Session != nil {
+		t.Fatalf("before plug-in: %+v", st)
+	}
+	r.car.Plug()
+	r.c.step(r.ctx)
+	st := r.c.Status()
+	if st.Session == nil || st.Session.State != "awaiting_payment" || r.evseEnabled() {
+		t.Fatalf("after plug-in: %+v, EVSE enabled %v", st.Session, r.evseEnabled())
+	}
+	id := st.Session.ID
+	oi, err := r.c.CurrentOffer()
+	if err != nil || oi.MinMsat != 10_000 || oi.Offer.PriceMsatPerWh != 100 || oi.Offer.SessionID != id {
+		t.Fatalf("offer %+v %v", oi, err)
+	}
+
+	// Invoice requests: bounds, the open-invoice quota, unknown sessions.
+	for _, tc := range []struct {
+		session string
+		amt     int64
+		want    error
+	}{
+		{id, 9_999, ErrAmount},
+		{id, 50_001, ErrAmount},
+		{"no-such-session", 10_000, ErrNotOpen},
+	} {
+		if _, err := r.c.RequestInvoice(r.ctx, tc.session, tc.amt); !errors.Is(err, tc.want) {
+			t.Errorf("RequestInvoice(%q, %d): %v, want %v", tc.session, tc.amt, err, tc.want)
+		}
+	}
+	first := r.invoice(10_000)
+	r.invoice(10_000)
+	r.invoice(10_000)
+	if _, err := r.c.RequestInvoice(r.ctx, id, 10_000); !errors.Is(err, ErrTooManyInvoices) {
+		t.Errorf("fourth open invoice: %v, want ErrTooManyInvoices", err)
+	}
+
+	// The first payment energises at once.
+	paid := r.ln.pay(t, first.PaymentHash, 10_000)
+	r.c.settle(r.ctx, paid, false)
+	if st := r.c.Status(); st.Session.State != "energising" || !r.evseEnabled() {
+		t.Fatalf("after first payment: %s, EVSE enabled %v", st.Session.State, r.evseEnabled())
+	}
+	// The same settlement reported again (lnd replay) credits nothing.
+	r.c.settle(r.ctx, paid, false)
+	if got := r.c.Status().Session.PaidMsat; got != 10_000 {
+		t.Fatalf("paid %d after a replayed settlement, want 10000", got)
+	}
+
+	// Energy flows until delivered passes paid plus the grace: suspended.
+	st = r.run(3*time.Minute, state("suspended"))
+	if r.evseEnabled() {
+		t.Error("suspended but the EVSE is still enabled")
+	}
+	// 100 Wh paid + 10 Wh grace, overshoot at most one meter interval at
+	// 7,360 W (2,045 mWh).
+	if d := st.Session.DeliveredMWh; d < 110_000 || d > 110_000+2_045 {
+		t.Errorf("suspended at %d mWh, want 110,000 to 112,045", d)
+	}
+	before := st.Session.DeliveredMWh
+	r.advance(10 * time.Second)
+	if d := r.c.Status().Session.DeliveredMWh; d != before {
+		t.Errorf("suspended: delivered went from %d to %d mWh", before, d)
+	}
+
+	// A payment resumes; overpayment counts in full.
+	second := r.invoice(5_000)
+	r.c.settle(r.ctx, r.ln.pay(t, second.PaymentHash, 7_000), false)
+	if st := r.c.Status(); st.Session.State != "energising" || !r.evseEnabled() {
+		t.Fatalf("after the second payment: %s, EVSE enabled %v", st.Session.State, r.evseEnabled())
+	}
+	r.advance(5 * time.Second)
+
+	// Unplug ends the session on the record, EVSE off.
+	r.car.Unplug()
+	r.c.step(r.ctx)
+	st = r.c.Status()
+	if st.Session != nil || st.Last == nil || st.Last.State != "ended" || st.Last.EndReason != "unplugged" {
+		t.Fatalf("after unplug: session %+v last %+v", st.Session, st.Last)
+	}
+	if r.evseEnabled() {
+		t.Error("EVSE enabled after unplug")
+	}
+	rc, err := r.store.Receipt(r.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.PaidMsat != 17_000 || len(rc.Payments) != 2 || rc.Session.EndReason != "unplugged" {
+		t.Errorf("receipt: paid %d in %d payments, end %q; want 17000 in 2, unplugged", rc.PaidMsat, len(rc.Payments), rc.Session.EndReason)
+	}
+	if rc.Session.DeliveredMWh != st.Last.DeliveredMWh {
+		t.Errorf("stored delivered %d mWh, controller %d", rc.Session.DeliveredMWh, st.Last.DeliveredMWh)
+	}
+	if m := r.c.Metrics(); m.PaymentsSettled != 2 || m.ReceivedMsat != 17_000 {
+		t.Errorf("metrics %+v", m)
+	}
+}
+
+// advance moves time in one-second steps, stepping the controller.
+func (r *rig) advance(d time.Duration) {
+	for ; d > 0; d -= time.Second {
+		r.clk.Advance(time.Second)
+		r.c.step(r.ctx)
+	}
+}
+
+func TestRestartResumesWithoutLosingOrDoublingPayments(t *testing.T) {
+	r := newRig(t)
+	r.car.Plug()
+	r.c.step(r.ctx)
+	id := r.c.Status().Session.ID
+	first := r.invoice(10_000)
+	r.c.settle(r.ctx, r.ln.pay(t, first.PaymentHash, 10_000), false)
+	r.advance(20 * time.Second)
+	delivered := r.c.Status().Session.DeliveredMWh
+	// An invoice is paid while the wall is down: the watcher never sees it.
+	second := r.invoice(5_000)
+	r.ln.pay(t, second.PaymentHash, 5_000)
+	r.advance(0)
+
+	// "Crash": a new controller over the same records and EVSE.
+	r.open()
+	st := r.c.Status()
+	if st.Session == nil || st.Session.ID != id {
+		t.Fatalf("after restart: no resumed session: %+v", st)
+	}
+	if st.Session.PaidMsat != 15_000 || st.Session.Payments != 2 {
+		t.Errorf("after restart: paid %d in %d payments, want 15000 in 2", st.Session.PaidMsat, st.Session.Payments)
+	}
+	if st.Session.DeliveredMWh < delivered {
+		t.Errorf("after restart: delivered %d < %d before", st.Session.DeliveredMWh, delivered)
+	}
+	// Reconciling again (a second restart) credits nothing twice.
+	r.c.reconcile(r.ctx)
+	r.open()
+	if got := r.c.Status().Session.PaidMsat; got != 15_000 {
+		t.Errorf("after a second restart: paid %d, want 15000", got)
+	}
+	// The resumed session keeps energising from the EVSE's own meter.
+	r.c.step(r.ctx)
+	if !r.evseEnabled() || r.c.Status().Session.State != "energising" {
+		t.Errorf("resumed session: state %s, EVSE enabled %v", r.c.Status().Session.State, r.evseEnabled())
+	}
+	rc, _ := r.store.Receipt(r.ctx, id)
+	if rc.PaidMsat != 15_000 {
+		t.Errorf("stored paid %d, want 15000", rc.PaidMsat)
+	}
+}
+
+func TestRestartAfterUnplugEndsTheSession(t *testing.T) {
+	r := newRig(t)
+	r.car.Plug()
+	r.c.step(r.ctx)
+	id := r.c.Status().Session.ID
+	r.car.Unplug() // while the wall is down
+	r.open()
+	if st := r.c.Status(); st.Session != nil {
+		t.Fatalf("restart after unplug resumed %+v", st.Session)
+	}
+	s, err := r.store.Session(r.ctx, id)
+	if err != nil || s.EndReason != "unplugged" {
+		t.Errorf("stored session: %+v %v", s, err)
+	}
+}
+
+func TestLatePaymentIsRecordedNotLost(t *testing.T) {
+	r := newRig(t)
+	r.car.Plug()
+	r.c.step(r.ctx)
+	id := r.c.Status().Session.ID
+	inv := r.invoice(10_000)
+	r.car.Unplug()
+	r.c.step(r.ctx)
+	r.c.settle(r.ctx, r.ln.pay(t, inv.PaymentHash, 10_000), false)
+	rc, err := r.store.Receipt(r.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.PaidMsat != 10_000 || rc.AfterEndMsat != 10_000 {
+		t.Errorf("late payment: paid %d after end %d, want 10000 both", rc.PaidMsat, rc.AfterEndMsat)
+	}
+	if r.evseEnabled() || r.c.Metrics().LatePayments != 1 {
+		t.Errorf("late payment powered the EVSE (%v) or was not counted (%d)", r.evseEnabled(), r.c.Metrics().LatePayments)
+	}
+}
+
+func TestFaults(t *testing.T) {
+	cases := []struct {
+		name       string
+		fault      simevse.Faults
+		then       func(r *rig)
+		wantReason string
+		selling    bool
+	}{
+		{
+			name:  "vehicle fault ends the session",
+			fault: simevse.Faults{VehicleFault: evsePilotF},
+			then:  func(r *rig) { r.advance(2 * time.Second) }, wantReason: "charger_fault", selling: true,
+		},
+		{
+			name:  "contactor stuck closed: fault, selling stops",
+			fault: simevse.Faults{ContactorStuck: true},
+			then: func(r *rig) {
+				r.c.Stop(r.ctx, r.c.Status().Session.ID)
+				r.advance(5 * time.Second)
+			},
+			wantReason: "wall_shutdown", selling: false,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			r.car.Plug()
+			r.c.step(r.ctx)
+			id := r.c.Status().Session.ID
+			r.c.settle(r.ctx, r.ln.pay(t, r.invoice(10_000).PaymentHash, 10_000), false)
+			r.advance(5 * time.Second)
+			if err := r.sim.SetFaults(tc.fault); err != nil {
+				t.Fatal(err)
+			}
+			tc.then(r)
+			s, err := r.store.Session(r.ctx, id)
+			if err != nil || s.EndReason != tc.wantReason {
+				t.Errorf("stored end reason %q (%v), want %q", s.EndReason, err, tc.wantReason)
+			}
+			_, err = r.c.CurrentOffer()
+			if selling := !errors.Is(err, ErrNotSelling); selling != tc.selling {
+				t.Errorf("selling %v (%v), want %v", selling, err, tc.selling)
+			}
+			if !tc.selling && r.c.Status().Connector != "fault" {
+				t.Errorf("connector %q, want fault", r.c.Status().Connector)
+			}
+		})
+	}
+}
+
+func TestLndOutOfSightWithholdsPowerOnceCreditIsUsed(t *testing.T) {
+	r := newRig(t)
+	r.car.Plug()
+	r.c.step(r.ctx)
+	r.c.settle(r.ctx, r.ln.pay(t, r.invoice(10_000).PaymentHash, 10_000), false)
+	r.ln.mu.Lock()
+	r.ln.connected = false
+	r.ln.mu.Unlock()
+	// Within the paid credit power flows; once it is used up the wall
+	// does not lean on the grace while it cannot see payments.
+	st := r.run(3*time.Minute, func(st Status) bool { return st.Session.CreditMsat <= 0 })
+	r.advance(time.Second)
+	if r.evseEnabled() {
+		t.Errorf("credit %d msat with lnd out of sight, EVSE still enabled", st.Session.CreditMsat)
+	}
+	if d := r.c.Status().Session.DeliveredMWh; d > 100_000+2_045 {
+		t.Errorf("delivered %d mWh on 100,000 paid while blind", d)
+	}
+}
+
+func TestPriceChangeAppliesToTheNextSession(t *testing.T) {
+	r := newRig(t)
+	r.car.Plug()
+	r.c.step(r.ctx)
+	if err := r.c.SetPrice(r.ctx, 250); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.c.Status().Session.PriceMsatPerWh; got != 100 {
+		t.Errorf("open session's price changed to %d", got)
+	}
+	r.car.Unplug()
+	r.c.step(r.ctx)
+	r.open() // the price survives a restart
+	r.car.Plug()
+	r.c.step(r.ctx)
+	if got := r.c.Status().Session.PriceMsatPerWh; got != 250 {
+		t.Errorf("next session's price %d, want 250", got)
+	}
+	if err := r.c.SetPrice(r.ctx, 0); err == nil {
+		t.Error("price 0 accepted")
+	}
+}
+
+func TestBuyerStopNeedsAPreimage(t *testing.T) {
+	r := newRig(t)
+	r.car.Plug()
+	r.c.step(r.ctx)
+	id := r.c.Status().Session.ID
+	s := r.ln.pay(t, r.invoice(10_000).PaymentHash, 10_000)
+	r.c.settle(r.ctx, s, false)
+	var wrong [32]byte
+	if err := r.c.BuyerStop(r.ctx, id, hex.EncodeToString(wrong[:])); !errors.Is(err, ErrNotBuyer) {
+		t.Errorf("stop with a wrong preimage: %v", err)
+	}
+	if err := r.c.BuyerStop(r.ctx, id, hex.EncodeToString(s.Preimage[:])); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.c.Status(); st.Session.EndReason != "buyer_stopped" || r.evseEnabled() {
+		t.Errorf("after buyer stop: %+v, EVSE enabled %v", st.Session, r.evseEnabled())
+	}
+}
