@@ -1,0 +1,505 @@
+// Package httpapi is the wall's HTTP face: LNURL-pay for the open session,
+// the session status as JSON and as a server-sent event stream, receipts
+// and history as JSON, health and Prometheus metrics, and the owner's
+// token-protected controls. Read-only routes are open; every route has a
+// body limit and a time limit.
+package httpapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"satwatt/internal/lnurlpay"
+	"satwatt/internal/wallstore"
+	"satwatt/wallctl/internal/chargepoint"
+)
+
+// Wall is what the handlers need of the charge point.
+type Wall interface {
+	Status() chargepoint.Status
+	Subscribe() (<-chan chargepoint.Status, func())
+	CurrentOffer() (chargepoint.OfferInfo, error)
+	RequestInvoice(ctx context.Context, sessionID string, amountMsat int64) (chargepoint.Invoice, error)
+	VerifyInvoice(ctx context.Context, hash [32]byte) (bool, [32]byte, error)
+	SetPrice(ctx context.Context, msatPerWh int64) error
+	Stop(ctx context.Context, sessionID string) error
+	BuyerStop(ctx context.Context, sessionID, preimageHex string) error
+	Metrics() chargepoint.Metrics
+	OpenInvoices() int
+}
+
+// History is what the handlers need of the records.
+type History interface {
+	History(ctx context.Context, q wallstore.HistoryQuery) ([]wallstore.SessionSummary, wallstore.Totals, error)
+	Receipt(ctx context.Context, id string) (wallstore.Receipt, error)
+}
+
+// Config sets the API's secrets and limits.
+type Config struct {
+	// Token guards every route that changes state; at least 16 characters.
+	Token string
+	// PublicURL, if set, is the base of the URLs handed to the buyer
+	// (callback, receipt); otherwise they are built from the request's Host.
+	PublicURL string
+	// MaxStreams bounds concurrent event streams (default 64).
+	MaxStreams int
+	// RequestTimeout bounds every route except the streams (default 10 s).
+	RequestTimeout time.Duration
+	Logger         *slog.Logger
+	// Sim, when the wall drives the simulated EVSE with its built-in
+	// vehicle, adds token-protected routes to plug it in and out.
+	Sim SimVehicle
+}
+
+// SimVehicle is the simulated EVSE's built-in vehicle (a demo and test
+// feature).
+type SimVehicle interface {
+	Plug()
+	Unplug()
+}
+
+// MinTokenLen is the shortest accepted token.
+const MinTokenLen = 16
+
+const (
+	maxBody        = 4 << 10
+	commentAllowed = 0
+)
+
+type api struct {
+	cfg     Config
+	wall    Wall
+	hist    History
+	log     *slog.Logger
+	streams atomic.Int64
+	started time.Time
+}
+
+// New builds the router.
+func New(cfg Config, w Wall, h History) (http.Handler, error) {
+	if len(cfg.Token) < MinTokenLen {
+		return nil, fmt.Errorf("httpapi: the token must have at least %d characters", MinTokenLen)
+	}
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("httpapi: public URL %q must be an absolute http(s) URL", cfg.PublicURL)
+		}
+		cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	}
+	if cfg.MaxStreams == 0 {
+		cfg.MaxStreams = 64
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	a := &api{cfg: cfg, wall: w, hist: h, log: cfg.Logger, started: time.Now()}
+
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer, limitBody)
+	// The streams run as long as the client listens; everything else is
+	// bounded.
+	r.Get("/api/status/stream", a.stream)
+	r.Group(func(r chi.Router) {
+		r.Use(middleware.Timeout(cfg.RequestTimeout))
+		r.Get("/healthz", a.health)
+		r.Get("/metrics", a.metrics)
+		r.Get("/lnurlp", a.payRequest)
+		r.Get("/lnurlp/{session}/callback", a.callback)
+		r.Get("/lnurlp/verify/{hash}", a.verify)
+		r.Get("/api/status", a.status)
+		r.Get("/api/sessions/{id}", a.receipt)
+		r.Get("/api/history", a.history)
+		r.Post("/api/sessions/{id}/buyer-stop", a.buyerStop)
+		r.Group(func(r chi.Router) {
+			r.Use(a.requireToken)
+			r.Post("/api/price", a.setPrice)
+			r.Post("/api/sessions/{id}/stop", a.stop)
+			if cfg.Sim != nil {
+				r.Post("/api/sim/plug", a.simPlug(true))
+				r.Post("/api/sim/unplug", a.simPlug(false))
+			}
+		})
+	})
+	return r, nil
+}
+
+// NewServer wraps the handler with the connection-level limits.
+func NewServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    8 << 10,
+	}
+}
+
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (a *api) requireToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.cfg.Token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="satwatt wall"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "this route needs Authorization: Bearer <token>"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		return
+	}
+}
+
+func writeErr(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// lnurlErr answers in LUD-06's error shape, with HTTP 200 as wallets expect
+// for a well-formed request the service declines.
+func lnurlErr(w http.ResponseWriter, reason string) {
+	writeJSON(w, http.StatusOK, lnurlpay.ErrorResponse(reason))
+}
+
+func (a *api) base(r *http.Request) string {
+	if a.cfg.PublicURL != "" {
+		return a.cfg.PublicURL
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+func (a *api) payRequest(w http.ResponseWriter, r *http.Request) {
+	oi, err := a.wall.CurrentOffer()
+	if err != nil {
+		lnurlErr(w, err.Error())
+		return
+	}
+	cb := a.base(r) + "/lnurlp/" + url.PathEscape(oi.Offer.SessionID) + "/callback"
+	pr, err := lnurlpay.PayRequest(cb, oi.MinMsat, oi.MaxMsat, oi.Metadata, commentAllowed)
+	if err != nil {
+		a.log.Error("httpapi: pay request", "err", err)
+		lnurlErr(w, "the wall cannot build its offer: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, pr)
+}
+
+func (a *api) callback(w http.ResponseWriter, r *http.Request) {
+	sid := chi.URLParam(r, "session")
+	oi, err := a.wall.CurrentOffer()
+	if err != nil {
+		lnurlErr(w, err.Error())
+		return
+	}
+	if oi.Offer.SessionID != sid {
+		lnurlErr(w, fmt.Sprintf("session %q is not open", clip(sid)))
+		return
+	}
+	amt, _, err := lnurlpay.ParseCallbackRequest(r.URL.Query(), oi.MinMsat, oi.MaxMsat, commentAllowed)
+	if err != nil {
+		lnurlErr(w, err.Error())
+		return
+	}
+	inv, err := a.wall.RequestInvoice(r.Context(), sid, amt)
+	if err != nil {
+		if errors.Is(err, chargepoint.ErrNotOpen) || errors.Is(err, chargepoint.ErrAmount) ||
+			errors.Is(err, chargepoint.ErrTooManyInvoices) || errors.Is(err, chargepoint.ErrNotSelling) {
+			lnurlErr(w, err.Error())
+			return
+		}
+		a.log.Error("httpapi: invoice", "session", sid, "err", err)
+		lnurlErr(w, "the wall could not create an invoice; try again")
+		return
+	}
+	base := a.base(r)
+	hx := hex.EncodeToString(inv.PaymentHash[:])
+	resp, err := lnurlpay.CallbackResponse(inv.Bolt11, base+"/sessions/"+url.PathEscape(sid), "Receipt for this charging session",
+		base+"/lnurlp/verify/"+hx)
+	if err != nil {
+		a.log.Error("httpapi: callback response", "err", err)
+		lnurlErr(w, "the wall cannot answer: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (a *api) verify(w http.ResponseWriter, r *http.Request) {
+	var h [32]byte
+	b, err := hex.DecodeString(chi.URLParam(r, "hash"))
+	if err != nil || len(b) != 32 {
+		lnurlErr(w, "the payment hash must be 64 hex digits")
+		return
+	}
+	copy(h[:], b)
+	settled, pre, err := a.wall.VerifyInvoice(r.Context(), h)
+	if err != nil {
+		lnurlErr(w, "unknown invoice")
+		return
+	}
+	preHex := ""
+	if settled {
+		preHex = hex.EncodeToString(pre[:])
+	}
+	writeJSON(w, http.StatusOK, lnurlpay.VerifyResponse("", settled, preHex))
+}
+
+func (a *api) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.wall.Status())
+}
+
+// stream pushes the status as server-sent events: one at once, then one
+// per change, and a comment every 15 s so proxies keep the line open.
+func (a *api) stream(w http.ResponseWriter, r *http.Request) {
+	if n := a.streams.Add(1); n > int64(a.cfg.MaxStreams) {
+		a.streams.Add(-1)
+		writeErr(w, http.StatusServiceUnavailable, "too many open status streams")
+		return
+	}
+	defer a.streams.Add(-1)
+	rc := http.NewResponseController(w)
+	ch, stop := a.wall.Subscribe()
+	defer stop()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	keep := time.NewTicker(15 * time.Second)
+	defer keep.Stop()
+	for {
+		// A client that stops reading is dropped instead of holding a
+		// goroutine and its buffers.
+		_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		select {
+		case <-r.Context().Done():
+			return
+		case st := <-ch:
+			b, err := json.Marshal(st)
+			if err != nil {
+				return
+			}
+			if _, err := fmt.Fprintf(w, "event: status\ndata: %s\n\n", b); err != nil {
+				return
+			}
+		case <-keep.C:
+			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+				return
+			}
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+func (a *api) health(w http.ResponseWriter, r *http.Request) {
+	st := a.wall.Status()
+	problems := []string{}
+	if !st.Ready {
+		problems = append(problems, "starting")
+	}
+	if !st.EVSE.Reachable {
+		problems = append(problems, "EVSE not answering")
+	}
+	if !st.Lightning.Connected {
+		problems = append(problems, "lnd not connected")
+	}
+	if st.Fault != "" {
+		problems = append(problems, "fault: "+st.Fault)
+	}
+	code := http.StatusOK
+	if len(problems) > 0 {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{"ok": len(problems) == 0, "problems": problems, "connector": st.Connector})
+}
+
+func (a *api) metrics(w http.ResponseWriter, r *http.Request) {
+	m := a.wall.Metrics()
+	st := a.wall.Status()
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	counter := func(name, help string, v int64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
+	}
+	gauge := func(name, help string, v int64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
+	}
+	counter("satwatt_sessions_opened_total", "Sessions opened since start.", m.SessionsOpened)
+	counter("satwatt_sessions_ended_total", "Sessions ended since start.", m.SessionsEnded)
+	counter("satwatt_invoices_issued_total", "Invoices handed out.", m.InvoicesIssued)
+	counter("satwatt_invoices_refused_total", "Invoice requests refused for too many unpaid invoices.", m.InvoicesRefused)
+	counter("satwatt_payments_settled_total", "Payments settled and recorded.", m.PaymentsSettled)
+	counter("satwatt_payments_late_total", "Payments that arrived after their session ended.", m.LatePayments)
+	counter("satwatt_received_msat_total", "Millisatoshis received.", m.ReceivedMsat)
+	counter("satwatt_evse_errors_total", "EVSE readings that failed.", m.EVSEErrors)
+	counter("satwatt_store_errors_total", "Database writes that failed.", m.StoreErrors)
+	counter("satwatt_faults_total", "Faults that stopped the sale.", m.Faults)
+	gauge("satwatt_open_invoices", "Unpaid invoices outstanding.", int64(a.wall.OpenInvoices()))
+	gauge("satwatt_event_streams", "Open status streams.", a.streams.Load())
+	var delivered, credit, power int64
+	if s := st.Session; s != nil {
+		delivered, credit, power = s.DeliveredMWh, s.CreditMsat, s.PowerW
+	}
+	gauge("satwatt_session_delivered_mwh", "Energy delivered in the open session.", delivered)
+	gauge("satwatt_session_credit_msat", "Credit left in the open session (negative within the grace).", credit)
+	gauge("satwatt_power_w", "Power now.", power)
+	gauge("satwatt_next_price_msat_per_wh", "Price for the next session.", st.NextPriceMsatPerWh)
+	up := int64(0)
+	if st.Lightning.Connected {
+		up = 1
+	}
+	gauge("satwatt_lnd_connected", "1 while the settlement stream is up.", up)
+}
+
+func (a *api) receipt(w http.ResponseWriter, r *http.Request) {
+	rc, err := a.hist.Receipt(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		if errors.Is(err, wallstore.ErrNotFound) {
+			writeErr(w, http.StatusNotFound, "no such session")
+			return
+		}
+		a.log.Error("httpapi: receipt", "err", err)
+		writeErr(w, http.StatusInternalServerError, "could not read the receipt")
+		return
+	}
+	writeJSON(w, http.StatusOK, rc)
+}
+
+// parseDay reads a date (2026-11-25) or an RFC 3339 time.
+func parseDay(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.ParseInLocation(time.DateOnly, s, time.Local); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither a date (2006-01-02) nor an RFC 3339 time", clip(s))
+	}
+	return t, nil
+}
+
+func (a *api) history(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	since, err := parseDay(q.Get("since"))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, "since: "+err.Error())
+		return
+	}
+	until, err := parseDay(q.Get("until"))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, "until: "+err.Error())
+		return
+	}
+	limit := 1000
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			writeErr(w, http.StatusBadRequest, "limit must be 1 to 10000")
+			return
+		}
+		limit = n
+	}
+	rows, tot, err := a.hist.History(r.Context(), wallstore.HistoryQuery{Since: since, Until: until, Limit: limit})
+	if err != nil {
+		a.log.Error("httpapi: history", "err", err)
+		writeErr(w, http.StatusInternalServerError, "could not read the history")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sessions": rows, "totals": tot})
+}
+
+func (a *api) setPrice(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		MsatPerWh int64 `json:"msat_per_wh"`
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		writeErr(w, http.StatusBadRequest, `body must be {"msat_per_wh": N}: `+err.Error())
+		return
+	}
+	if err := a.wall.SetPrice(r.Context(), body.MsatPerWh); err != nil {
+		writeErr(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"next_price_msat_per_wh": body.MsatPerWh})
+}
+
+func (a *api) stop(w http.ResponseWriter, r *http.Request) {
+	if err := a.wall.Stop(r.Context(), chi.URLParam(r, "id")); err != nil {
+		writeErr(w, http.StatusConflict, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"stopped": true})
+}
+
+func (a *api) buyerStop(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Preimage string `json:"preimage"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		writeErr(w, http.StatusBadRequest, `body must be {"preimage": "<hex of a payment preimage of this session>"}`)
+		return
+	}
+	err := a.wall.BuyerStop(r.Context(), chi.URLParam(r, "id"), body.Preimage)
+	switch {
+	case errors.Is(err, chargepoint.ErrNotBuyer):
+		writeErr(w, http.StatusForbidden, err.Error())
+	case err != nil:
+		writeErr(w, http.StatusConflict, err.Error())
+	default:
+		writeJSON(w, http.StatusOK, map[string]bool{"stopped": true})
+	}
+}
+
+func (a *api) simPlug(in bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if in {
+			a.cfg.Sim.Plug()
+		} else {
+			a.cfg.Sim.Unplug()
+		}
+		writeJSON(w, http.StatusOK, map[string]bool{"plugged": in})
+	}
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

@@ -1,0 +1,260 @@
+package httpapi
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"satwatt/internal/offer"
+	"satwatt/internal/wallstore"
+	"satwatt/wallctl/internal/chargepoint"
+)
+
+const token = "test-token-0123456789"
+
+// fakeWall stands in for the charge point in these handler tests; the
+// chargepoint package and the regtest test in wallctl cover the real one.
+type fakeWall struct {
+	mu       sync.Mutex
+	open     bool
+	invErr   error
+	price    int64
+	stopped  string
+	subs     chan chargepoint.Status
+	requests int
+}
+
+const sid = "20261125T020000Z-0123456789ab"
+
+var testOffer = offer.Offer{SessionID: sid, PriceMsatPerWh: 100, IncrementWh: 50, FirstMultiple: 2, GraceWh: 10,
+	MaxPowerW: 7360, WallNodeKey: "02" + strings.Repeat("ab", 32), ValidUntil: time.Unix(1_800_000_000, 0), Network: "regtest"}
+
+func (f *fakeWall) Status() chargepoint.Status {
+	return chargepoint.Status{Connector: "idle", Ready: true, NextPriceMsatPerWh: 100}
+}
+func (f *fakeWall) Subscribe() (<-chan chargepoint.Status, func()) {
+	ch := make(chan chargepoint.Status, 1)
+	ch <- f.Status()
+	return ch, func() {}
+}
+func (f *fakeWall) CurrentOffer() (chargepoint.OfferInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.open {
+		return chargepoint.OfferInfo{}, fmt.Errorf("%w: no vehicle has an open session", chargepoint.ErrNotOpen)
+	}
+	meta, err := offer.Metadata(testOffer, "test")
+	return chargepoint.OfferInfo{Offer: testOffer, Metadata: meta, MinMsat: 10_000, MaxMsat: 50_000}, err
+}
+func (f *fakeWall) RequestInvoice(ctx context.Context, id string, amt int64) (chargepoint.Invoice, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.requests++
+	if f.invErr != nil {
+		return chargepoint.Invoice{}, f.invErr
+	}
+	return chargepoint.Invoice{Bolt11: "lnbcrt100n1test", PaymentHash: [32]byte{1}}, nil
+}
+func (f *fakeWall) VerifyInvoice(ctx context.Context, h [32]byte) (bool, [32]byte, error) {
+	return true, [32]byte{2}, nil
+}
+func (f *fakeWall) SetPrice(ctx context.Context, p int64) error {
+	if p <= 0 {
+		return errors.New("price must be positive")
+	}
+	f.mu.Lock()
+	f.price = p
+	f.mu.Unlock()
+	return nil
+}
+func (f *fakeWall) Stop(ctx context.Context, id string) error {
+	f.mu.Lock()
+	f.stopped = id
+	f.mu.Unlock()
+	return nil
+}
+func (f *fakeWall) BuyerStop(ctx context.Context, id, pre string) error {
+	return fmt.Errorf("%w: no", chargepoint.ErrNotBuyer)
+}
+func (f *fakeWall) Metrics() chargepoint.Metrics { return chargepoint.Metrics{PaymentsSettled: 3, ReceivedMsat: 30_000} }
+func (f *fakeWall) OpenInvoices() int            { return 1 }
+
+type fakeHistory struct{}
+
+func (fakeHistory) History(ctx context.Context, q wallstore.HistoryQuery) ([]wallstore.SessionSummary, wallstore.Totals, error) {
+	return []wallstore.SessionSummary{{ID: sid, DeliveredMWh: 1500, PaidMsat: 150}}, wallstore.Totals{Sessions: 1}, nil
+}
+func (fakeHistory) Receipt(ctx context.Context, id string) (wallstore.Receipt, error) {
+	if id != sid {
+		return wallstore.Receipt{}, wallstore.ErrNotFound
+	}
+	return wallstore.Receipt{PaidMsat: 150}, nil
+}
+
+func newServer(t *testing.T, w *fakeWall) *httptest.Server {
+	t.Helper()
+	h, err := New(Config{Token: token}, w, fakeHistory{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func do(t *testing.T, method, url, auth, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if auth != "" {
+		req.Header.Set("Authorization", "Bearer "+auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestRoutes(t *testing.T) {
+	w := &fakeWall{open: true}
+	srv := newServer(t, w)
+	cases := []struct {
+		name, method, path, auth, body string
+		code                           int
+		contains                       string
+	}{
+		{"status", "GET", "/api/status", "", "", 200, `"connector":"idle"`},
+		{"health", "GET", "/healthz", "", "", 503, "lnd not connected"},
+		{"metrics", "GET", "/metrics", "", "", 200, "satwatt_received_msat_total 30000"},
+		{"pay request", "GET", "/lnurlp", "", "", 200, `"tag":"payRequest"`},
+		{"pay request callback", "GET", "/lnurlp", "", "", 200, "/lnurlp/" + sid + "/callback"},
+		{"callback", "GET", "/lnurlp/" + sid + "/callback?amount=10000", "", "", 200, `"pr":"lnbcrt100n1test"`},
+		{"callback verify url", "GET", "/lnurlp/" + sid + "/callback?amount=10000", "", "", 200, "/lnurlp/verify/0100"},
+		{"callback too little", "GET", "/lnurlp/" + sid + "/callback?amount=9999", "", "", 200, `"status":"ERROR"`},
+		{"callback too much", "GET", "/lnurlp/" + sid + "/callback?amount=50001", "", "", 200, `"status":"ERROR"`},
+		{"callback no amount", "GET", "/lnurlp/" + sid + "/callback", "", "", 200, `"status":"ERROR"`},
+		{"callback garbage amount", "GET", "/lnurlp/" + sid + "/callback?amount=1e9", "", "", 200, `"status":"ERROR"`},
+		{"callback other session", "GET", "/lnurlp/other/callback?amount=10000", "", "", 200, `is not open`},
+		{"verify", "GET", "/lnurlp/verify/" + strings.Repeat("01", 32), "", "", 200, `"settled":true`},
+		{"verify bad hash", "GET", "/lnurlp/verify/xyz", "", "", 200, `"status":"ERROR"`},
+		{"receipt", "GET", "/api/sessions/" + sid, "", "", 200, `"PaidMsat":150`},
+		{"receipt missing", "GET", "/api/sessions/nope", "", "", 404, "no such session"},
+		{"history", "GET", "/api/history?since=2026-11-01&until=2026-11-30", "", "", 200, `"sessions"`},
+		{"history bad date", "GET", "/api/history?since=yesterday", "", "", 400, "since"},
+		{"history bad limit", "GET", "/api/history?limit=0", "", "", 400, "limit"},
+		{"price without token", "POST", "/api/price", "", `{"msat_per_wh":200}`, 401, "Bearer"},
+		{"price wrong token", "POST", "/api/price", "wrong-token-wrong-token", `{"msat_per_wh":200}`, 401, "Bearer"},
+		{"price", "POST", "/api/price", token, `{"msat_per_wh":200}`, 200, "200"},
+		{"price zero", "POST", "/api/price", token, `{"msat_per_wh":0}`, 400, "positive"},
+		{"price garbage", "POST", "/api/price", token, `{"msat_per_wh":"lots"}`, 400, "body must be"},
+		{"price unknown field", "POST", "/api/price", token, `{"price":1}`, 400, "body must be"},
+		{"price huge body", "POST", "/api/price", token, `{"msat_per_wh":1` + strings.Repeat(" ", 8<<10) + `}`, 400, "too large"},
+		{"stop without token", "POST", "/api/sessions/" + sid + "/stop", "", "", 401, "Bearer"},
+		{"stop", "POST", "/api/sessions/" + sid + "/stop", token, "", 200, "stopped"},
+		{"buyer stop without proof", "POST", "/api/sessions/" + sid + "/buyer-stop", "", `{"preimage":"00"}`, 403, "not the buyer"},
+		{"sim plug without sim", "POST", "/api/sim/plug", token, "", 404, ""},
+		{"unknown route", "GET", "/nope", "", "", 404, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := do(t, tc.method, srv.URL+tc.path, tc.auth, tc.body)
+			if code != tc.code || !strings.Contains(body, tc.contains) {
+				t.Errorf("%s %s: %d %q, want %d containing %q", tc.method, tc.path, code, clip(body), tc.code, tc.contains)
+			}
+		})
+	}
+	if w.price != 200 || w.stopped != sid {
+		t.Errorf("price %d stopped %q: the token-protected calls did not reach the wall", w.price, w.stopped)
+	}
+}
+
+func TestLNURLErrorsFromTheWall(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"too many invoices", fmt.Errorf("%w: 3 unpaid", chargepoint.ErrTooManyInvoices), "too many unpaid invoices"},
+		{"not selling", fmt.Errorf("%w: contactor", chargepoint.ErrNotSelling), "not selling"},
+		{"lnd down: no details leak", errors.New("rpc error: macaroon secret xyz"), "could not create an invoice"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newServer(t, &fakeWall{open: true, invErr: tc.err})
+			_, body := do(t, "GET", srv.URL+"/lnurlp/"+sid+"/callback?amount=10000", "", "")
+			if !strings.Contains(body, `"status":"ERROR"`) || !strings.Contains(body, tc.want) || strings.Contains(body, "xyz") {
+				t.Errorf("body %q, want an LNURL error with %q", body, tc.want)
+			}
+		})
+	}
+	srv := newServer(t, &fakeWall{open: false})
+	if _, body := do(t, "GET", srv.URL+"/lnurlp", "", ""); !strings.Contains(body, "no vehicle has an open session") {
+		t.Errorf("no session: %q", body)
+	}
+}
+
+func TestStatusStream(t *testing.T) {
+	srv := newServer(t, &fakeWall{})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/status/stream", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Errorf("content type %q", ct)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	var lines []string
+	for sc.Scan() && len(lines) < 2 {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) < 2 || lines[0] != "event: status" || !strings.HasPrefix(lines[1], "data: ") {
+		t.Fatalf("first event %q", lines)
+	}
+	var st chargepoint.Status
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(lines[1], "data: ")), &st); err != nil || st.Connector != "idle" {
+		t.Errorf("event data %q: %v", lines[1], err)
+	}
+}
+
+func TestStreamLimit(t *testing.T) {
+	h, err := New(Config{Token: token, MaxStreams: 1}, &fakeWall{}, fakeHistory{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/status/stream", nil)
+	first, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Body.Close()
+	if code, _ := do(t, "GET", srv.URL+"/api/status/stream", "", ""); code != http.StatusServiceUnavailable {
+		t.Errorf("second stream over a limit of one: %d, want 503", code)
+	}
+}
+
+func TestConfigRefusals(t *testing.T) {
+	for _, cfg := range []Config{{Token: "short"}, {Token: token, PublicURL: "ftp://x"}, {Token: token, PublicURL: "/relative"}} {
+		if _, err := New(cfg, &fakeWall{}, fakeHistory{}); err == nil {
+			t.Errorf("config %+v accepted", cfg)
+		}
+	}
+}
