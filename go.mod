@@ -12,9 +12,14 @@ require (
 	github.com/btcsuite/btcd/btcec/v2 v2.3.6
 	github.com/btcsuite/btcd/btcutil v1.1.6
 	github.com/btcsuite/btcd/chaincfg/chainhash v1.1.0
+	github.com/creack/pty v1.1.24
 	github.com/fiatjaf/go-lnurl v1.13.1
+	github.com/go-chi/chi/v5 v5.5.0
 	github.com/lightningnetwork/lnd v0.21.2-beta
+	github.com/mattn/go-sqlite3 v1.14.53
 	go.einride.tech/can v0.17.0
+	golang.org/x/net v0.48.0
+	golang.org/x/sys v0.40.0
 	google.golang.org/grpc v1.79.3
 )
 
@@ -186,9 +191,7 @@ require (
 	golang.org/x/crypto v0.46.0 // indirect
 	golang.org/x/exp v0.0.0-20250811191247-51f88131bc50 // indirect
 	golang.org/x/mod v0.30.0 // indirect
-	golang.org/x/net v0.48.0 // indirect
 	golang.org/x/sync v0.19.0 // indirect
-	golang.org/x/sys v0.40.0 // indirect
 	golang.org/x/term v0.38.0 // indirect
 	golang.org/x/text v0.32.0 // indirect
 	golang.org/x/time v0.3.0 // indirect
