@@ -85,8 +85,10 @@ func (f *fakeWall) Stop(ctx context.Context, id string) error {
 func (f *fakeWall) BuyerStop(ctx context.Context, id, pre string) error {
 	return fmt.Errorf("%w: no", chargepoint.ErrNotBuyer)
 }
-func (f *fakeWall) Metrics() chargepoint.Metrics { return chargepoint.Metrics{PaymentsSettled: 3, ReceivedMsat: 30_000} }
-func (f *fakeWall) OpenInvoices() int            { return 1 }
+func (f *fakeWall) Metrics() chargepoint.Metrics {
+	return chargepoint.Metrics{PaymentsSettled: 3, ReceivedMsat: 30_000}
+}
+func (f *fakeWall) OpenInvoices() int { return 1 }
 
 type fakeHistory struct{}
 
