@@ -2,14 +2,9 @@ package chargepoint
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,83 +14,18 @@ import (
 	"satwatt/internal/metering"
 	"satwatt/internal/simevse"
 	"satwatt/internal/wallstore"
+	"satwatt/wallctl/internal/chargepoint/lnfake"
 )
 
-// fakeLightning stands in for the wall's lnd in these unit tests of the
-// controller's logic; the regtest test in wallctl runs the real one.
-type fakeLightning struct {
-	mu        sync.Mutex
-	invoices  map[[32]byte]*fakeInvoice
-	out       chan lndclient.Settlement
-	connected bool
-	added     int
-}
-
-type fakeInvoice struct {
-	amount   int64
-	desc     [32]byte
-	preimage [32]byte
-	state    lndclient.InvoiceStatus
-	paid     int64
-}
-
-func newFakeLightning() *fakeLightning {
-	return &fakeLightning{invoices: map[[32]byte]*fakeInvoice{}, out: make(chan lndclient.Settlement, 16), connected: true}
-}
-
-func (f *fakeLightning) AddInvoice(_ context.Context, amt int64, desc [32]byte, expiry time.Duration) (lndclient.Invoice, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var pre [32]byte
-	rand.Read(pre[:])
-	h := sha256.Sum256(pre[:])
-	f.invoices[h] = &fakeInvoice{amount: amt, desc: desc, preimage: pre}
-	f.added++
-	return lndclient.Invoice{PaymentRequest: fmt.Sprintf("lnbcrt-test-%d", f.added), PaymentHash: h, ExpiresAt: time.Now().Add(expiry)}, nil
-}
-
-func (f *fakeLightning) LookupInvoice(_ context.Context, h [32]byte) (lndclient.InvoiceState, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	inv, ok := f.invoices[h]
-	if !ok {
-		return lndclient.InvoiceState{}, lndclient.ErrInvoiceNotFound
-	}
-	return lndclient.InvoiceState{PaymentHash: h, Status: inv.state, ValueMsat: inv.amount, AmountPaidMsat: inv.paid, Preimage: inv.preimage}, nil
-}
-
-func (f *fakeLightning) CancelInvoice(_ context.Context, h [32]byte) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if inv, ok := f.invoices[h]; ok && inv.state == lndclient.InvoiceOpen {
-		inv.state = lndclient.InvoiceCanceled
-	}
-	return nil
-}
-
-func (f *fakeLightning) PubKey() string {
-	return "02" + strings.Repeat("11", 32)
-}
-func (f *fakeLightning) Network() string                          { return "regtest" }
-func (f *fakeLightning) Settlements() <-chan lndclient.Settlement { return f.out }
-func (f *fakeLightning) Connected() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.connected
-}
-
-// pay settles an invoice on the fake node and returns the settlement the
-// watcher would report.
-func (f *fakeLightning) pay(t *testing.T, bolt11Hash [32]byte, amt int64) lndclient.Settlement {
+// pay settles an invoice on the fake node (a stand-in for lnd in these
+// unit tests; the regtest test in wallctl runs the real one).
+func pay(t *testing.T, n *lnfake.Node, hash [32]byte, amt int64) lndclient.Settlement {
 	t.Helper()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	inv := f.invoices[bolt11Hash]
-	if inv == nil || inv.state != lndclient.InvoiceOpen {
-		t.Fatalf("pay: invoice %x not open", bolt11Hash[:4])
+	s, err := n.Pay(hash, amt)
+	if err != nil {
+		t.Fatal(err)
 	}
-	inv.state, inv.paid = lndclient.InvoiceSettled, amt
-	return lndclient.Settlement{PaymentHash: bolt11Hash, AmountPaidMsat: amt, Preimage: inv.preimage, SettledAt: time.Now()}
+	return s
 }
 
 type rig struct {
@@ -104,7 +34,7 @@ type rig struct {
 	clk   *clock.Manual
 	sim   *simevse.EVSE
 	car   *simevse.FixedVehicle
-	ln    *fakeLightning
+	ln    *lnfake.Node
 	store *wallstore.Store
 	c     *Controller
 	path  string
@@ -119,7 +49,7 @@ var testTerms = metering.Terms{PriceMsatPerWh: 100, IncrementWh: 50, FirstMultip
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	r := &rig{t: t, ctx: t.Context(), clk: clock.NewManual(t0), ln: newFakeLightning(), path: filepath.Join(t.TempDir(), "wall.db")}
+	r := &rig{t: t, ctx: t.Context(), clk: clock.NewManual(t0), ln: lnfake.New(), path: filepath.Join(t.TempDir(), "wall.db")}
 	var err error
 	r.sim, err = simevse.New(simevse.Config{Clock: r.clk, WatchdogTimeout: -1})
 	if err != nil {
@@ -241,7 +171,7 @@ func TestPayAsYouGo(t *testing.T) {
 	}
 
 	// The first payment energises at once.
-	paid := r.ln.pay(t, first.PaymentHash, 10_000)
+	paid := pay(t, r.ln, first.PaymentHash, 10_000)
 	r.c.settle(r.ctx, paid, false)
 	if st := r.c.Status(); st.Session.State != "energising" || !r.evseEnabled() {
 		t.Fatalf("after first payment: %s, EVSE enabled %v", st.Session.State, r.evseEnabled())
@@ -270,7 +200,7 @@ func TestPayAsYouGo(t *testing.T) {
 
 	// A payment resumes; overpayment counts in full.
 	second := r.invoice(5_000)
-	r.c.settle(r.ctx, r.ln.pay(t, second.PaymentHash, 7_000), false)
+	r.c.settle(r.ctx, pay(t, r.ln, second.PaymentHash, 7_000), false)
 	if st := r.c.Status(); st.Session.State != "energising" || !r.evseEnabled() {
 		t.Fatalf("after the second payment: %s, EVSE enabled %v", st.Session.State, r.evseEnabled())
 	}
@@ -315,12 +245,12 @@ func TestRestartResumesWithoutLosingOrDoublingPayments(t *testing.T) {
 	r.c.step(r.ctx)
 	id := r.c.Status().Session.ID
 	first := r.invoice(10_000)
-	r.c.settle(r.ctx, r.ln.pay(t, first.PaymentHash, 10_000), false)
+	r.c.settle(r.ctx, pay(t, r.ln, first.PaymentHash, 10_000), false)
 	r.advance(20 * time.Second)
 	delivered := r.c.Status().Session.DeliveredMWh
 	// An invoice is paid while the wall is down: the watcher never sees it.
 	second := r.invoice(5_000)
-	r.ln.pay(t, second.PaymentHash, 5_000)
+	pay(t, r.ln, second.PaymentHash, 5_000)
 	r.advance(0)
 
 	// "Crash": a new controller over the same records and EVSE.
@@ -376,7 +306,7 @@ func TestLatePaymentIsRecordedNotLost(t *testing.T) {
 	inv := r.invoice(10_000)
 	r.car.Unplug()
 	r.c.step(r.ctx)
-	r.c.settle(r.ctx, r.ln.pay(t, inv.PaymentHash, 10_000), false)
+	r.c.settle(r.ctx, pay(t, r.ln, inv.PaymentHash, 10_000), false)
 	rc, err := r.store.Receipt(r.ctx, id)
 	if err != nil {
 		t.Fatal(err)
@@ -418,7 +348,7 @@ func TestFaults(t *testing.T) {
 			r.car.Plug()
 			r.c.step(r.ctx)
 			id := r.c.Status().Session.ID
-			r.c.settle(r.ctx, r.ln.pay(t, r.invoice(10_000).PaymentHash, 10_000), false)
+			r.c.settle(r.ctx, pay(t, r.ln, r.invoice(10_000).PaymentHash, 10_000), false)
 			r.advance(5 * time.Second)
 			if err := r.sim.SetFaults(tc.fault); err != nil {
 				t.Fatal(err)
@@ -443,10 +373,8 @@ func TestLndOutOfSightWithholdsPowerOnceCreditIsUsed(t *testing.T) {
 	r := newRig(t)
 	r.car.Plug()
 	r.c.step(r.ctx)
-	r.c.settle(r.ctx, r.ln.pay(t, r.invoice(10_000).PaymentHash, 10_000), false)
-	r.ln.mu.Lock()
-	r.ln.connected = false
-	r.ln.mu.Unlock()
+	r.c.settle(r.ctx, pay(t, r.ln, r.invoice(10_000).PaymentHash, 10_000), false)
+	r.ln.SetConnected(false)
 	// Within the paid credit power flows; once it is used up the wall
 	// does not lean on the grace while it cannot see payments.
 	st := r.run(3*time.Minute, func(st Status) bool { return st.Session.CreditMsat <= 0 })
@@ -487,7 +415,7 @@ func TestBuyerStopNeedsAPreimage(t *testing.T) {
 	r.car.Plug()
 	r.c.step(r.ctx)
 	id := r.c.Status().Session.ID
-	s := r.ln.pay(t, r.invoice(10_000).PaymentHash, 10_000)
+	s := pay(t, r.ln, r.invoice(10_000).PaymentHash, 10_000)
 	r.c.settle(r.ctx, s, false)
 	var wrong [32]byte
 	if err := r.c.BuyerStop(r.ctx, id, hex.EncodeToString(wrong[:])); !errors.Is(err, ErrNotBuyer) {
