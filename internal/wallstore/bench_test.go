@@ -2,15 +2,14 @@ package wallstore
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"satwatt/internal/wallstore/wallstoretest"
 )
 
 // Benchmarks print figures; they assert nothing. Each write benchmark also
@@ -124,14 +123,8 @@ func BenchmarkSettleInvoice(b *testing.B) {
 func namedInvoice(hash, session string, amount, created int64) []any {
 	return []any{
 		namedArg("hash", hash), namedArg("session_id", session), namedArg("amount_msat", amount),
-		namedArg("bolt11", bolt11Like(hash)), namedArg("created", created), namedArg("expires", created+600_000),
+		namedArg("bolt11", wallstoretest.Bolt11Like(hash)), namedArg("created", created), namedArg("expires", created+600_000),
 	}
-}
-
-// bolt11Like is a string as long as a real regtest invoice with a
-// description hash, so that rows have their real size.
-func bolt11Like(hash string) string {
-	return "lnbcrt25n1p" + strings.Repeat(hash, 5)[:320]
 }
 
 const historySessions = 100_000
@@ -150,13 +143,10 @@ func BenchmarkHistory(b *testing.B) {
 	}
 	defer s.Close()
 	seedStart := time.Now()
-	seedSessions(b, s, historySessions)
-	seedTime := time.Since(seedStart)
-	// The seeding transaction went through the write-ahead log; fold it into
-	// the file, as the autocheckpoint would have over years of use.
-	if _, err := s.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+	if err := wallstoretest.Seed(ctx, s.w, historySessions, t0); err != nil {
 		b.Fatal(err)
 	}
+	seedTime := time.Since(seedStart)
 	fi, err := os.Stat(path)
 	if err != nil {
 		b.Fatal(err)
@@ -220,61 +210,4 @@ func BenchmarkHistory(b *testing.B) {
 		b.ReportMetric(seedTime.Seconds(), "s_to_seed")
 		b.ReportMetric(0, "ns/op")
 	})
-}
-
-// seedSessions writes n ended sessions, each with two settled payments and
-// one expired invoice, in one transaction straight through the named
-// queries (the store's checks would only slow seeding down).
-func seedSessions(b *testing.B, s *Store, n int) {
-	b.Helper()
-	ctx := context.Background()
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tx.Rollback()
-	stmt := func(name string) func(args ...any) {
-		st, err := tx.PrepareContext(ctx, s.q[name])
-		if err != nil {
-			b.Fatal(err)
-		}
-		return func(args ...any) {
-			if _, err := st.ExecContext(ctx, args...); err != nil {
-				b.Fatalf("%s: %v", name, err)
-			}
-		}
-	}
-	insSession, insInvoice := stmt("session_insert"), stmt("invoice_insert")
-	endSession, settle, closeInv := stmt("session_end"), stmt("invoice_settle"), stmt("invoice_close")
-	o := testOffer("x")
-	for i := range n {
-		id := fmt.Sprintf("s%06d", i)
-		start := t0.Add(-time.Duration(i) * 10 * time.Minute)
-		st := ms(start)
-		insSession(namedArg("id", id), namedArg("started", st), namedArg("state", StateEnergising),
-			namedArg("price_msat_per_wh", o.PriceMsatPerWh), namedArg("increment_wh", o.IncrementWh),
-			namedArg("first_multiple", o.FirstMultiple), namedArg("grace_wh", o.GraceWh),
-			namedArg("max_power_w", o.MaxPowerW), namedArg("payee", o.WallNodeKey),
-			namedArg("network", o.Network), namedArg("offer_valid_until", st+600_000),
-			namedArg("metadata", `[["text/plain","satwatt `+id+`"],["application/vnd.satwatt.offer+json","{}"]]`),
-			namedArg("evse_start_mwh", int64(i)*40_000))
-		for k := range 3 {
-			seed := sha256.Sum256([]byte(fmt.Sprint(id, k)))
-			pre := hex.EncodeToString(seed[:])
-			h := sha256.Sum256(seed[:])
-			hash := hex.EncodeToString(h[:])
-			insInvoice(namedInvoice(hash, id, 7500, st+int64(k)*60_000)...)
-			if k == 2 {
-				closeInv(namedArg("hash", hash), namedArg("state", InvoiceExpired), namedArg("at", st+int64(k)*60_000+600_000))
-				continue
-			}
-			settle(namedArg("hash", hash), namedArg("paid_msat", int64(7500+k)), namedArg("preimage", pre),
-				namedArg("at", st+int64(k)*60_000+1_000), namedArg("after_end", false))
-		}
-		endSession(namedArg("id", id), namedArg("at", st+3_600_000), namedArg("reason", ReasonUnplugged),
-			namedArg("delivered_mwh", int64(30_000+i%1000)))
-	}
-	if err := tx.Commit(); err != nil {
-		b.Fatal(err)
-	}
 }
