@@ -3,10 +3,12 @@ package lndclient
 import (
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 )
 
@@ -70,4 +72,25 @@ func decodeB64URL(s string) ([]byte, error) {
 	s = strings.TrimRight(s, "=")
 	s = strings.NewReplacer("+", "-", " ", "-", "/", "_").Replace(s)
 	return base64.RawURLEncoding.DecodeString(s)
+}
+
+// LndConnectURI builds lndconnect://addr?cert=<DER>&macaroon=<bytes>, both
+// base64url, from a node's tls.cert (PEM) and a macaroon file: one string
+// that carries everything a client needs. It holds the macaroon, so treat
+// it as a secret.
+func LndConnectURI(addr, certPath, macaroonPath string) (string, error) {
+	pemBytes, err := os.ReadFile(certPath)
+	if err != nil {
+		return "", fmt.Errorf("lndconnect URI: %w", err)
+	}
+	block, _ := pem.Decode(pemBytes)
+	if block == nil {
+		return "", fmt.Errorf("lndconnect URI: %s holds no PEM certificate", certPath)
+	}
+	mac, err := os.ReadFile(macaroonPath)
+	if err != nil {
+		return "", fmt.Errorf("lndconnect URI: %w", err)
+	}
+	return "lndconnect://" + addr + "?cert=" + base64.RawURLEncoding.EncodeToString(block.Bytes) +
+		"&macaroon=" + base64.RawURLEncoding.EncodeToString(mac), nil
 }

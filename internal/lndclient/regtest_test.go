@@ -8,10 +8,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -615,22 +613,11 @@ func TestRegtestDialErrors(t *testing.T) {
 	}
 }
 
-// lndconnectURI builds lndconnect://addr?cert=<DER>&macaroon=<bytes>, both
-// base64url, as lndconnect tools print it.
 func lndconnectURI(t *testing.T, addr, certPath, macPath string) string {
 	t.Helper()
-	pemBytes, err := os.ReadFile(certPath)
+	u, err := LndConnectURI(addr, certPath, macPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	block, _ := pem.Decode(pemBytes)
-	if block == nil {
-		t.Fatalf("%s holds no PEM block", certPath)
-	}
-	mac, err := os.ReadFile(macPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "lndconnect://" + addr + "?cert=" + base64.RawURLEncoding.EncodeToString(block.Bytes) +
-		"&macaroon=" + base64.RawURLEncoding.EncodeToString(mac)
+	return u
 }
