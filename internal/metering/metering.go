@@ -156,6 +156,7 @@ type Session struct {
 	latePaidMsat  int64
 	payments      int
 	deliveredMWh  int64
+	aheadMWh      int64 // energy expected before the next meter reading
 }
 
 // ErrMeterBackwards reports a meter reading below an earlier one.
@@ -222,6 +223,16 @@ func (s *Session) Meter(deliveredMWh int64, now time.Time) (Decision, error) {
 	return s.settle(now), nil
 }
 
+// MeterAhead is Meter with a look-ahead: aheadMWh is the energy the EVSE
+// will deliver before the next reading at the present power. The session
+// suspends as soon as that energy would take it past the grace, rather
+// than one reading too late, so delivered energy stays within paid energy
+// plus the grace while the power holds steady.
+func (s *Session) MeterAhead(deliveredMWh, aheadMWh int64, now time.Time) (Decision, error) {
+	s.aheadMWh = max(aheadMWh, 0)
+	return s.Meter(deliveredMWh, now)
+}
+
 // Tick lets time pass: a session waiting too long for payment ends.
 func (s *Session) Tick(now time.Time) Decision {
 	return s.settle(now)
@@ -253,14 +264,14 @@ func (s *Session) settle(now time.Time) Decision {
 			s.firstEnergyAt = now
 		}
 	case Energising:
-		if credit <= -s.terms.GraceMsat() {
+		if credit <= -s.terms.GraceMsat() || s.pastGraceAhead() {
 			s.state = Suspended
 			s.waitingSince = now
 		}
 	case Suspended:
 		// Resume only with energy paid ahead, so the contactor does not
 		// chatter at the edge of the grace.
-		if credit > 0 {
+		if credit > 0 && !s.pastGraceAhead() {
 			s.state = Energising
 		}
 	}
@@ -269,6 +280,17 @@ func (s *Session) settle(now time.Time) Decision {
 		return s.End(UnpaidTimeout, now)
 	}
 	return s.decision(s.state != prev)
+}
+
+// pastGraceAhead: the energy expected before the next reading would take
+// the credit past the grace.
+func (s *Session) pastGraceAhead() bool {
+	if s.aheadMWh == 0 {
+		return false
+	}
+	// In energy, so that the cost's rounding cannot hide a milliwatt-hour.
+	limitMWh := s.paidMsat*1000/s.terms.PriceMsatPerWh + s.terms.GraceWh*1000
+	return s.deliveredMWh+s.aheadMWh > limitMWh
 }
 
 func (s *Session) decision(changed bool) Decision {

@@ -297,3 +297,42 @@ func TestStringsRoundTrip(t *testing.T) {
 		t.Error("state names")
 	}
 }
+
+// The look-ahead suspends one reading early when the next reading would
+// pass the grace, and only then.
+func TestMeterAhead(t *testing.T) {
+	// Paid 10,000 msat = 100 Wh; grace 10 Wh: the limit is 110,000 mWh.
+	cases := []struct {
+		name             string
+		delivered, ahead int64
+		want             State
+	}{
+		{"far from the limit", 50_000, 2_000, Energising},
+		{"next reading lands exactly on the limit", 108_000, 2_000, Energising},
+		{"next reading would pass the limit", 108_001, 2_000, Suspended},
+		{"no look-ahead: suspended only at the limit", 108_001, 0, Energising},
+		{"at the limit without look-ahead", 110_000, 0, Suspended},
+		{"negative look-ahead counts as none", 108_001, -5, Energising},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := New("s", terms, t0)
+			s.Pay(10_000, t0)
+			d, err := s.MeterAhead(tc.delivered, tc.ahead, t0.Add(time.Minute))
+			if err != nil || d.State != tc.want || d.Enable != (tc.want == Energising) {
+				t.Errorf("state %s enable %v err %v, want %s", d.State, d.Enable, err, tc.want)
+			}
+		})
+	}
+	// Suspended by the look-ahead, a payment resumes only when the next
+	// reading would stay within the grace.
+	s, _ := New("s", terms, t0)
+	s.Pay(10_000, t0)
+	s.MeterAhead(108_001, 2_000, t0)
+	if d, _ := s.Pay(1, t0); d.State != Suspended {
+		t.Errorf("1 msat more resumed into a certain overrun: %s", d.State)
+	}
+	if d, _ := s.Pay(5_000, t0); d.State != Energising {
+		t.Errorf("50 Wh more did not resume: %s", d.State)
+	}
+}

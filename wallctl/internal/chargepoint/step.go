@@ -78,7 +78,9 @@ func (c *Controller) meterLocked(ctx context.Context, st evse.Status, now time.T
 		c.event(ctx, s.m.ID(), "meter_restart", fmt.Sprintf("EVSE meter went back to %d mWh", st.SessionMWh))
 	}
 	delivered := s.meterBase + st.SessionMWh - s.meterFrom
-	d, err := s.m.Meter(delivered, now)
+	// At this power, the energy until the next reading: W x s / 3.6 = mWh.
+	ahead := max(st.PowerW, 0) * c.cfg.MeterInterval.Milliseconds() / 3_600
+	d, err := s.m.MeterAhead(delivered, ahead, now)
 	if err != nil {
 		c.log.Error("chargepoint: meter", "session", s.m.ID(), "err", err)
 		return
