@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"satwatt/internal/clock"
+	"satwatt/internal/lndclient"
+	"satwatt/internal/metering"
+	"satwatt/internal/rapi"
+	"satwatt/internal/sdp"
+	"satwatt/internal/simevse"
+	"satwatt/internal/subcmd"
+	"satwatt/internal/wallstore"
+	"satwatt/wallctl/internal/chargepoint"
+	"satwatt/wallctl/internal/httpapi"
+)
+
+// tokenEnv carries the owner's token, so it stays out of the process list.
+const tokenEnv = "WALLCTL_TOKEN"
+
+type serveFlags struct {
+	db, listen, publicURL, sdpIface, logLevel string
+	lndRPC, lndCert, lndMacaroon, lndConnect  string
+	evseKind, serial, simCarURL               string
+	simSpeed                                  float64
+	price, increment, firstMultiple, grace    int64
+	maxCurrentA, maxOpenInvoices              int
+	unpaidTimeout, invoiceExpiry              time.Duration
+	heartbeat                                 time.Duration
+}
+
+func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
+	f := &serveFlags{}
+	fs := subcmd.NewFlagSet("wallctl", "serve", stderr)
+	fs.StringVar(&f.db, "db", "wall.db", "SQLite database of sessions (created if missing)")
+	fs.StringVar(&f.listen, "listen", "[::]:8080", "HTTP address for LNURL, status, metrics and the page")
+	fs.StringVar(&f.publicURL, "public-url", "", "base URL handed to the car (default: built from each request's Host)")
+	fs.StringVar(&f.sdpIface, "sdp-iface", "", "answer ISO 15118 SDP on this interface (the powerline modem); empty: no SDP")
+	fs.StringVar(&f.lndRPC, "lnd-rpc", "", "the wall's lnd gRPC address (default 127.0.0.1:10009 unless --lndconnect is given)")
+	fs.StringVar(&f.lndCert, "lnd-tlscert", "", "lnd's tls.cert")
+	fs.StringVar(&f.lndMacaroon, "lnd-macaroon", "", "a macaroon with info:read, invoices:read and invoices:write (see the README)")
+	fs.StringVar(&f.lndConnect, "lndconnect", "", "lndconnect:// URI instead of the three flags above (or $WALLCTL_LNDCONNECT)")
+	fs.StringVar(&f.evseKind, "evse", "sim", "EVSE driver: sim (the simulated EVSE) or openevse (RAPI over --serial)")
+	fs.StringVar(&f.serial, "serial", "", "serial device of the OpenEVSE, e.g. /dev/ttyUSB0")
+	fs.StringVar(&f.simCarURL, "sim-car", "", "simulated EVSE only: couple to vehiclegw simcar's control URL (token in $SATWATT_SIMCAR_TOKEN); empty: a built-in simulated vehicle plugged with POST /api/sim/plug")
+	fs.Float64Var(&f.simSpeed, "sim-speed", 1, "simulated EVSE only: run its clock this many times faster (the demo's speed factor)")
+	fs.Int64Var(&f.price, "price", 100, "price in msat per Wh (= sat per kWh) for new sessions; POST /api/price changes it")
+	fs.Int64Var(&f.increment, "increment-wh", 50, "energy one normal payment buys, Wh")
+	fs.Int64Var(&f.firstMultiple, "first-multiple", 2, "the first payment buys this many increments")
+	fs.Int64Var(&f.grace, "grace-wh", 10, "energy delivered beyond what is paid before the EVSE is suspended, Wh")
+	fs.IntVar(&f.maxCurrentA, "max-current", 32, "current the EVSE is enabled at, A")
+	fs.IntVar(&f.maxOpenInvoices, "max-open-invoices", 3, "unpaid invoices one session may hold")
+	fs.DurationVar(&f.unpaidTimeout, "unpaid-timeout", 10*time.Minute, "end a session that waits this long for a payment")
+	fs.DurationVar(&f.invoiceExpiry, "invoice-expiry", 2*time.Minute, "how long an invoice can be paid")
+	fs.DurationVar(&f.heartbeat, "heartbeat", 0, "openevse only: heartbeat supervision interval (0: the driver's default)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	return fs, f
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, f := serveFlagSet(stderr)
+	if err := subcmd.Parse(fs, args, 0); err != nil {
+		return err
+	}
+	log, err := subcmd.NewLogger(stderr, f.logLevel)
+	if err != nil {
+		return err
+	}
+	token := os.Getenv(tokenEnv)
+	if len(token) < httpapi.MinTokenLen {
+		return fmt.Errorf("%w: set $%s to a secret of at least %d characters; it guards every route that changes state",
+			subcmd.ErrUsage, tokenEnv, httpapi.MinTokenLen)
+	}
+	if f.lndConnect == "" {
+		f.lndConnect = os.Getenv("WALLCTL_LNDCONNECT")
+	}
+	if f.lndConnect == "" && f.lndRPC == "" {
+		f.lndRPC = "127.0.0.1:10009"
+	}
+	terms := metering.Terms{PriceMsatPerWh: f.price, IncrementWh: f.increment, FirstMultiple: f.firstMultiple,
+		GraceWh: f.grace, UnpaidTimeout: f.unpaidTimeout}
+	if err := terms.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", subcmd.ErrUsage, err)
+	}
+
+	// The EVSE first, so that it is disabled whatever fails next.
+	dev, sim, err := openEVSE(ctx, f, log)
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	if err := dev.Disable(ctx); err != nil {
+		log.Warn("wallctl: could not disable the EVSE at start; continuing, the controller retries", "err", err)
+	}
+
+	store, err := wallstore.Open(ctx, f.db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	lnCfg := lndclient.Config{RPCAddr: f.lndRPC, TLSCertPath: f.lndCert, MacaroonPath: f.lndMacaroon, LndConnectURI: f.lndConnect, Logger: log}
+	ln, err := lndclient.Dial(ctx, lnCfg)
+	if err != nil {
+		return fmt.Errorf("connect to the wall's lnd: %w", err)
+	}
+	defer ln.Close()
+	if ln.PubKey() == "" {
+		// The offer names the wall's node so that the car can check every
+		// invoice's payee; lnd's invoice.macaroon cannot read it.
+		return fmt.Errorf("%w: the wall's macaroon lacks info:read, so wallctl cannot learn its node key for the offer; "+
+			"bake one that holds only what the wall needs: lncli bakemacaroon --save_to wall.macaroon info:read invoices:read invoices:write",
+			subcmd.ErrUsage)
+	}
+	log.Info("wallctl: lnd connected", "node", ln.PubKey(), "network", ln.Network(), "addr", ln.Addr())
+
+	cp, err := chargepoint.New(chargepoint.Config{Terms: terms, MaxCurrentA: f.maxCurrentA,
+		InvoiceExpiry: f.invoiceExpiry, MaxOpenInvoices: f.maxOpenInvoices, Logger: log}, dev, ln,
+		func(ctx context.Context, open func() [][32]byte) chargepoint.Watch {
+			return ln.WatchSettlements(ctx, open)
+		}, store)
+	if err != nil {
+		return fmt.Errorf("%w: %v", subcmd.ErrUsage, err)
+	}
+	apiCfg := httpapi.Config{Token: token, PublicURL: f.publicURL, Logger: log}
+	if sim != nil {
+		if fv, ok := sim.Vehicle().(*simevse.FixedVehicle); ok {
+			apiCfg.Sim = fv
+		}
+	}
+	h, err := httpapi.New(apiCfg, cp, store)
+	if err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", f.listen, err)
+	}
+	srv := httpapi.NewServer(f.listen, h)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+		}
+	}()
+	if f.sdpIface != "" {
+		_, port, _ := net.SplitHostPort(lis.Addr().String())
+		var p uint16
+		fmt.Sscan(port, &p)
+		r, err := sdp.NewResponder(sdp.ResponderConfig{Iface: f.sdpIface, ServerPort: p,
+			Security: sdp.SecurityNone, Transport: sdp.TransportTCP, Logger: log})
+		if err != nil {
+			return fmt.Errorf("%w: --sdp-iface: %v", subcmd.ErrUsage, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.Serve(ctx); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("sdp on %s: %w", f.sdpIface, err)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		errc <- cp.Run(ctx)
+	}()
+	fmt.Fprintf(stdout, "wallctl: serving on http://%s (status /api/status, LNURL /lnurlp), EVSE %s, database %s\n",
+		lis.Addr(), f.evseKind, f.db)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	cancel()
+	shutCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+	defer done()
+	srv.Shutdown(shutCtx)
+	wg.Wait()
+	if runErr != nil {
+		return runErr
+	}
+	return nil
+}
+
+// openEVSE opens the configured driver. For the simulated EVSE it also
+// returns the simulation, whose built-in vehicle the API can plug in.
+func openEVSE(ctx context.Context, f *serveFlags, log *slog.Logger) (chargepoint.EVSE, *simevse.EVSE, error) {
+	switch strings.ToLower(f.evseKind) {
+	case "sim":
+		var clk clock.Clock = clock.Real{}
+		if f.simSpeed != 1 {
+			if f.simSpeed <= 0 {
+				return nil, nil, fmt.Errorf("%w: --sim-speed must be positive", subcmd.ErrUsage)
+			}
+			clk = clock.NewScaled(f.simSpeed)
+		}
+		cfg := simevse.Config{Clock: clk, Log: log, MaxCurrentA: max(f.maxCurrentA, simevse.MinCurrentA)}
+		if f.simCarURL != "" {
+			v, err := simevse.NewHTTPVehicle(simevse.HTTPVehicleConfig{BaseURL: f.simCarURL, Token: os.Getenv("SATWATT_SIMCAR_TOKEN"), Log: log})
+			if err != nil {
+				return nil, nil, fmt.Errorf("%w: --sim-car: %v", subcmd.ErrUsage, err)
+			}
+			cfg.Vehicle = v
+		}
+		e, err := simevse.New(cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		log.Warn("wallctl: driving the SIMULATED EVSE (a demo and test feature): no real charger is switched")
+		return e, e, nil
+	case "openevse":
+		if f.serial == "" {
+			return nil, nil, fmt.Errorf("%w: --evse openevse needs --serial DEVICE", subcmd.ErrUsage)
+		}
+		d, err := rapi.Open(ctx, rapi.Config{Device: f.serial, Heartbeat: f.heartbeat, Logger: log})
+		if err != nil {
+			return nil, nil, fmt.Errorf("open the OpenEVSE on %s: %w", f.serial, err)
+		}
+		return d, nil, nil
+	}
+	return nil, nil, fmt.Errorf("%w: --evse %q: use sim or openevse", subcmd.ErrUsage, f.evseKind)
+}
