@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -427,5 +429,72 @@ func TestBuyerStopNeedsAPreimage(t *testing.T) {
 	}
 	if st := r.c.Status(); st.Session.EndReason != "buyer_stopped" || r.evseEnabled() {
 		t.Errorf("after buyer stop: %+v, EVSE enabled %v", st.Session, r.evseEnabled())
+	}
+}
+
+// panicky is an EVSE driver with a bug: once armed, reading its status
+// panics.
+type panicky struct {
+	*simevse.EVSE
+	armed atomic.Bool
+}
+
+func (p *panicky) Status(ctx context.Context) (evse.Status, error) {
+	if p.armed.Load() {
+		panic("test: a bug in the EVSE driver")
+	}
+	return p.EVSE.Status(ctx)
+}
+
+// A panic in the controller's loop ends Run with an error and the EVSE
+// switched off, mid-session, with the real loop and a real clock.
+func TestPanicPowersOff(t *testing.T) {
+	ctx := t.Context()
+	sim, err := simevse.New(simevse.Config{WatchdogTimeout: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := &panicky{EVSE: sim}
+	st, err := wallstore.Open(ctx, filepath.Join(t.TempDir(), "wall.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ln := lnfake.New()
+	c, err := New(Config{Terms: testTerms, MeterInterval: 10 * time.Millisecond, SampleInterval: time.Second, MaxCurrentA: 32},
+		dev, ln, func(context.Context, func() [][32]byte) Watch { return ln }, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx) }()
+	until := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not reached within 10 s: %+v", what, c.Status())
+			}
+		}
+	}
+	sim.Vehicle().(*simevse.FixedVehicle).Plug()
+	until("session open", func() bool { s := c.Status().Session; return s != nil && s.State == "awaiting_payment" })
+	inv, err := c.RequestInvoice(ctx, c.Status().Session.ID, 10_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Deliver(pay(t, ln, inv.PaymentHash, 10_000))
+	until("contactor closed", func() bool { s, _ := sim.Status(ctx); return s.ContactorClosed })
+
+	dev.armed.Store(true)
+	select {
+	case err := <-errc:
+		if err == nil || !strings.Contains(err.Error(), "panic") {
+			t.Errorf("Run returned %v, want the panic as an error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10 s of the panic")
+	}
+	if s, _ := sim.Status(ctx); s.Enabled || s.ContactorClosed {
+		t.Errorf("after the panic the EVSE is still on: %+v", s)
 	}
 }

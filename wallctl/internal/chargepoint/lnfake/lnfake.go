@@ -77,8 +77,8 @@ func (n *Node) PubKey() string { return "02" + strings.Repeat("11", 32) }
 // Network is always regtest.
 func (n *Node) Network() string { return "regtest" }
 
-// Settlements never delivers by itself: tests hand the settlement that
-// Pay returns to the controller, so they own the order of events.
+// Settlements delivers only what Deliver hands it: tests decide when (and
+// whether) the controller hears of a payment.
 func (n *Node) Settlements() <-chan lndclient.Settlement { return n.out }
 
 // Connected reports what SetConnected last set (true at first).
@@ -107,3 +107,6 @@ func (n *Node) Pay(hash [32]byte, amt int64) (lndclient.Settlement, error) {
 	inv.state, inv.paid = lndclient.InvoiceSettled, amt
 	return lndclient.Settlement{PaymentHash: hash, AmountPaidMsat: amt, Preimage: inv.preimage, SettledAt: time.Now()}, nil
 }
+
+// Deliver reports a settlement on Settlements, as lnd's invoice stream would.
+func (n *Node) Deliver(s lndclient.Settlement) { n.out <- s }
