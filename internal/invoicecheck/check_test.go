@@ -9,25 +9,18 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
-	"github.com/btcsuite/btcd/btcec/v2/ecdsa"
 	"github.com/btcsuite/btcd/chaincfg"
-	"github.com/btcsuite/btcd/chaincfg/chainhash"
-	"github.com/lightningnetwork/lnd/lnwire"
-	"github.com/lightningnetwork/lnd/zpay32"
 
+	"satwatt/internal/invoicecheck/invoicetest"
 	"satwatt/internal/offer"
 )
 
 var t0 = time.Unix(1_700_000_000, 0).UTC()
 
-// key makes a deterministic signing key from a seed, so failures reproduce.
-func key(seed string) *btcec.PrivateKey {
-	h := sha256.Sum256([]byte(seed))
-	k, _ := btcec.PrivKeyFromBytes(h[:])
-	return k
-}
-
-func pubHex(k *btcec.PrivateKey) string { return hex.EncodeToString(k.PubKey().SerializeCompressed()) }
+var (
+	key    = invoicetest.Key
+	pubHex = invoicetest.PubHex
+)
 
 // invoiceSpec describes a test invoice; zero fields take the defaults of
 // a good invoice for the test offer.
@@ -44,26 +37,14 @@ type invoiceSpec struct {
 // encode builds and signs a real BOLT11 invoice.
 func encode(t testing.TB, s invoiceSpec) string {
 	t.Helper()
-	hash := sha256.Sum256([]byte("preimage"))
-	var opts []func(*zpay32.Invoice)
-	if s.amount >= 0 {
-		opts = append(opts, zpay32.Amount(lnwire.MilliSatoshi(s.amount)))
+	spec := invoicetest.Spec{Net: s.net, Signer: s.signer, AmountMsat: s.amount, Hash: sha256.Sum256([]byte("preimage")),
+		Created: s.created, Expiry: s.expiry}
+	if !s.plainDesc {
+		spec.DescHash = s.descHash
 	}
-	if s.plainDesc {
-		opts = append(opts, zpay32.Description("energy"))
-	} else {
-		opts = append(opts, zpay32.DescriptionHash(*s.descHash))
-	}
-	opts = append(opts, zpay32.Expiry(s.expiry))
-	inv, err := zpay32.NewInvoice(s.net, hash, s.created, opts...)
+	str, err := invoicetest.Sign(spec)
 	if err != nil {
-		t.Fatalf("NewInvoice: %v", err)
-	}
-	str, err := inv.Encode(zpay32.MessageSigner{SignCompact: func(msg []byte) ([]byte, error) {
-		return ecdsa.SignCompact(s.signer, chainhash.HashB(msg), true), nil
-	}})
-	if err != nil {
-		t.Fatalf("Encode: %v", err)
+		t.Fatalf("sign: %v", err)
 	}
 	return str
 }

@@ -15,13 +15,9 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
-	"github.com/btcsuite/btcd/btcec/v2/ecdsa"
-	"github.com/btcsuite/btcd/chaincfg"
-	"github.com/btcsuite/btcd/chaincfg/chainhash"
-	"github.com/lightningnetwork/lnd/lnwire"
-	"github.com/lightningnetwork/lnd/zpay32"
 
 	"satwatt/internal/invoicecheck"
+	"satwatt/internal/invoicecheck/invoicetest"
 	"satwatt/internal/offer"
 )
 
@@ -131,16 +127,9 @@ func (w *testWall) callback(rw http.ResponseWriter, r *http.Request) {
 
 // invoice signs a real regtest BOLT11 invoice as the wall's node would.
 func (w *testWall) invoice(amt int64) string {
-	inv, err := zpay32.NewInvoice(&chaincfg.RegressionNetParams, sha256.Sum256(preimage[:]), t0,
-		zpay32.Amount(lnwire.MilliSatoshi(amt)),
-		zpay32.DescriptionHash(offer.DescriptionHash(w.metadata)),
-		zpay32.Expiry(5*time.Minute))
-	if err != nil {
-		panic(err)
-	}
-	s, err := inv.Encode(zpay32.MessageSigner{SignCompact: func(msg []byte) ([]byte, error) {
-		return ecdsa.SignCompact(w.key, chainhash.HashB(msg), true), nil
-	}})
+	h := offer.DescriptionHash(w.metadata)
+	s, err := invoicetest.Sign(invoicetest.Spec{Signer: w.key, AmountMsat: amt, DescHash: &h,
+		Hash: sha256.Sum256(preimage[:]), Created: t0, Expiry: 5 * time.Minute})
 	if err != nil {
 		panic(err)
 	}
