@@ -1,0 +1,245 @@
+// Package payloop is the car's side of a charging session: from the cable
+// on CAN to the wall found, the offer judged, the first payment, then each
+// next increment paid before the credit runs out, until the target, the
+// budget or the unplug. It is the gateway's domain logic: the wall, the
+// node, the ledger and the vehicle bus come in through interfaces declared
+// here, and time through an injected clock.
+//
+// Every invoice is checked before it is paid (carpay and invoicecheck),
+// with the offer's terms held fixed for the session. The car pays on its
+// own reckoning, not the wall's: credit is what the car itself paid less
+// what the wall says it delivered, and what the wall says it delivered is
+// cross-checked against the energy the car measures on its own bus. A wall
+// that lies about either gets no more money.
+package payloop
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"satwatt/internal/buypolicy"
+	"satwatt/internal/clock"
+	"satwatt/internal/invoicecheck"
+	"satwatt/internal/lndclient"
+	"satwatt/internal/offer"
+	"satwatt/internal/vehiclestate"
+	"satwatt/vehiclegw/internal/status"
+)
+
+// Vehicle is what the car's own bus says now.
+type Vehicle interface {
+	Snapshot(now time.Time) vehiclestate.State
+}
+
+// Offer is the wall's offer for the open session: its terms and the
+// metadata string exactly as served (the invoices' description hash).
+type Offer struct {
+	Terms    offer.Offer
+	Metadata string
+}
+
+// WallSession is the wall's account of the session, as it reports it.
+type WallSession struct {
+	ID             string
+	State          string
+	PriceMsatPerWh int64
+	DeliveredMWh   int64
+	PowerW         int64
+}
+
+// WallStatus is one report from the wall. Ended names the session the wall
+// has just ended (with its reason), if any.
+type WallStatus struct {
+	Session     *WallSession
+	Ended       *WallSession
+	EndedReason string
+}
+
+// Wall is the wall controller found for this session.
+type Wall interface {
+	Offer(ctx context.Context) (Offer, error)
+	Invoice(ctx context.Context, amountMsat int64) (bolt11 string, err error)
+	// Follow delivers the wall's status as it changes (the newest one
+	// first when the reader is slow) until ctx ends.
+	Follow(ctx context.Context) <-chan WallStatus
+}
+
+// Discover finds the wall (SDP on the PLC link, or a static address).
+type Discover func(ctx context.Context) (Wall, error)
+
+// Payer pays an invoice only if it passes every check (carpay.Payer).
+type Payer interface {
+	Pay(ctx context.Context, bolt11 string, exp invoicecheck.Expect) (lndclient.PaymentResult, error)
+}
+
+// Node is the owner's lnd node, for its spendable balance.
+type Node interface {
+	SpendableMsat(ctx context.Context) (int64, error)
+}
+
+// Display shows the gateway's status on the vehicle bus (status.Transmitter).
+type Display interface {
+	Set(s status.Status)
+}
+
+// Ledger is the car's record of sessions and payments. Every invoice is
+// recorded before it is paid, and its outcome after.
+type Ledger interface {
+	OpenSession(ctx context.Context, s LedgerSession) error
+	AddInvoice(ctx context.Context, sessionID string, hash [32]byte, amountMsat int64, bolt11 string, at time.Time) error
+	RecordPayment(ctx context.Context, sessionID string, r lndclient.PaymentResult, at time.Time) error
+	RecordRefusal(ctx context.Context, sessionID, reason, detail string, at time.Time) error
+	RecordMeter(ctx context.Context, sessionID string, at time.Time, wallMWh, carMWh int64) error
+	EndSession(ctx context.Context, id string, at time.Time, reason string, wallMWh, carMWh, socPermille int64) error
+	PaidSince(ctx context.Context, t time.Time) (int64, error)
+}
+
+// LedgerSession is a session as the ledger opens it.
+type LedgerSession struct {
+	ID          string
+	WallURL     string
+	Offer       offer.Offer
+	Metadata    string
+	StartedAt   time.Time
+	SoCPermille int64 // -1 when unknown
+}
+
+// Config holds the owner's settings and the loop's timing.
+type Config struct {
+	Policy  buypolicy.Settings
+	Network string // the owner's node's network, e.g. "regtest"
+	// MeterTolerancePermille and MeterSlackMWh bound how far the wall's
+	// meter may run ahead of the car's: charger losses make the wall's
+	// figure higher, so the defaults (150 permille and 5,000 mWh) leave
+	// room for an on-board charger of 87 % efficiency and for the two
+	// meters reading at different moments.
+	MeterTolerancePermille int64
+	MeterSlackMWh          int64
+	WallURL                string        // for the ledger
+	Tick                   time.Duration // default 1 s
+	RetryMax               time.Duration // longest backoff between retries; default 30 s
+	Clock                  clock.Clock
+	Logger                 *slog.Logger
+}
+
+// Loop runs one car's sessions, one after another.
+type Loop struct {
+	cfg     Config
+	vehicle Vehicle
+	find    Discover
+	payer   Payer
+	node    Node
+	ledger  Ledger
+	display Display
+	log     *slog.Logger
+	clk     clock.Clock
+
+	shown status.Status
+}
+
+// New checks the configuration and returns a loop.
+func New(cfg Config, v Vehicle, find Discover, payer Payer, node Node, ledger Ledger, display Display) (*Loop, error) {
+	if err := cfg.Policy.Validate(); err != nil {
+		return nil, fmt.Errorf("payloop: %w", err)
+	}
+	if !offer.ValidNetwork(cfg.Network) {
+		return nil, fmt.Errorf("payloop: unknown network %q", cfg.Network)
+	}
+	if cfg.MeterTolerancePermille == 0 {
+		cfg.MeterTolerancePermille = 150
+	}
+	if cfg.MeterSlackMWh == 0 {
+		cfg.MeterSlackMWh = 5_000
+	}
+	if cfg.MeterTolerancePermille < 0 || cfg.MeterSlackMWh < 0 {
+		return nil, errors.New("payloop: meter tolerance and slack must not be negative")
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = time.Second
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = 30 * time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Loop{cfg: cfg, vehicle: v, find: find, payer: payer, node: node, ledger: ledger, display: display,
+		log: cfg.Logger, clk: cfg.Clock}, nil
+}
+
+// Run waits for the cable, runs the session, and waits for the next one,
+// until ctx ends.
+func (l *Loop) Run(ctx context.Context) error {
+	l.show(status.Status{State: status.Idle})
+	for {
+		if err := l.waitFor(ctx, plugged); err != nil {
+			return err
+		}
+		l.session(ctx)
+		if err := l.waitFor(ctx, unplugged); err != nil {
+			return err
+		}
+		l.show(status.Status{State: status.Idle, BalanceSat: l.shown.BalanceSat})
+	}
+}
+
+func plugged(s vehiclestate.State) bool {
+	return s.Cable == vehiclestate.Connected || s.Cable == vehiclestate.Latched
+}
+
+func unplugged(s vehiclestate.State) bool { return s.Cable == vehiclestate.Disconnected }
+
+// waitFor polls the vehicle each tick until cond holds.
+func (l *Loop) waitFor(ctx context.Context, cond func(vehiclestate.State) bool) error {
+	for {
+		if cond(l.vehicle.Snapshot(l.clk.Now())) {
+			return nil
+		}
+		if err := clock.Sleep(ctx, l.clk, l.cfg.Tick); err != nil {
+			return err
+		}
+	}
+}
+
+func (l *Loop) show(s status.Status) {
+	l.shown = s
+	if l.display != nil {
+		l.display.Set(s)
+	}
+}
+
+// errUnplugged ends a session's steps when the cable comes out.
+var errUnplugged = errors.New("unplugged")
+
+// retry runs try until it succeeds, backing off, while the car stays
+// plugged in; each failure is shown with its code.
+func (l *Loop) retry(ctx context.Context, what string, code status.Code, state status.State, try func() error) error {
+	wait := l.cfg.Tick
+	for {
+		err := try()
+		if err == nil {
+			return nil
+		}
+		l.log.Warn("payloop: "+what+" failed; retrying", "err", err, "retry_in", wait)
+		l.show(status.Status{State: state, Error: code, BalanceSat: l.shown.BalanceSat})
+		deadline := l.clk.Now().Add(wait)
+		for l.clk.Now().Before(deadline) {
+			if err := clock.Sleep(ctx, l.clk, l.cfg.Tick); err != nil {
+				return err
+			}
+			if unplugged(l.vehicle.Snapshot(l.clk.Now())) {
+				return errUnplugged
+			}
+		}
+		wait = min(2*wait, l.cfg.RetryMax)
+	}
+}
+
+func hexHash(h [32]byte) string { return hex.EncodeToString(h[:]) }

@@ -1,0 +1,420 @@
+package payloop
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"satwatt/internal/buypolicy"
+	"satwatt/internal/carpay"
+	"satwatt/internal/clock"
+	"satwatt/internal/invoicecheck/invoicetest"
+	"satwatt/internal/lndclient"
+	"satwatt/internal/offer"
+	"satwatt/internal/vehiclestate"
+	"satwatt/vehiclegw/internal/status"
+)
+
+// These are unit tests of the loop's logic: the wall, the node, the ledger
+// and the bus are stand-ins, but the invoices are real signed BOLT 11 and
+// the car's checks (carpay, invoicecheck) are the real ones. The regtest
+// test in vehiclegw drives the loop against a real wallctl and real lnd.
+
+var t0 = time.Date(2026, 12, 2, 14, 0, 0, 0, time.UTC)
+
+var wallKey = invoicetest.Key("wall")
+
+// fakeCar is the vehicle bus: what a test sets is what the loop reads.
+type fakeCar struct {
+	mu  sync.Mutex
+	st  vehiclestate.State
+	soc float64
+}
+
+func newFakeCar(soc float64) *fakeCar {
+	pack := int64(75_000)
+	c := &fakeCar{soc: soc}
+	c.st = vehiclestate.State{Cable: vehiclestate.Disconnected, PackEnergyWh: &pack}
+	return c
+}
+
+func (c *fakeCar) Snapshot(time.Time) vehiclestate.State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.st
+	soc := c.soc
+	st.SOCPct = &soc
+	return st
+}
+
+func (c *fakeCar) set(fn func(st *vehiclestate.State, soc *float64)) {
+	c.mu.Lock()
+	fn(&c.st, &c.soc)
+	c.mu.Unlock()
+}
+
+// wallMode is how a stand-in wall behaves.
+type wallMode int
+
+const (
+	honest wallMode = iota
+	wrongAmount
+	wrongHash
+	wrongPayee
+)
+
+// fakeWall serves one session on fixed terms and signs invoices as told.
+type fakeWall struct {
+	mu       sync.Mutex
+	mode     wallMode
+	terms    offer.Offer
+	metadata string
+	updates  chan WallStatus
+	issued   int
+}
+
+func newFakeWall(t *testing.T, price int64) *fakeWall {
+	t.Helper()
+	o := offer.Offer{SessionID: "sess-1", PriceMsatPerWh: price, IncrementWh: 50, FirstMultiple: 2, GraceWh: 10,
+		MaxPowerW: 7_000, WallNodeKey: invoicetest.PubHex(wallKey), ValidUntil: t0.Add(time.Hour), Network: "regtest"}
+	md, err := offer.Metadata(o, "test session")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fakeWall{terms: o, metadata: md, updates: make(chan WallStatus, 1)}
+}
+
+func (w *fakeWall) Offer(context.Context) (Offer, error) {
+	return Offer{Terms: w.terms, Metadata: w.metadata}, nil
+}
+
+func (w *fakeWall) Invoice(_ context.Context, amt int64) (string, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.issued++
+	h := offer.DescriptionHash(w.metadata)
+	signer := wallKey
+	switch w.mode {
+	case wrongAmount:
+		amt += 1_000
+	case wrongHash:
+		h = sha256.Sum256([]byte("another offer"))
+	case wrongPayee:
+		signer = invoicetest.Key("mallory")
+	}
+	var hash [32]byte
+	binary.BigEndian.PutUint64(hash[:], uint64(w.issued))
+	return invoicetest.Sign(invoicetest.Spec{Signer: signer, AmountMsat: amt, DescHash: &h, Hash: hash, Created: t0, Expiry: 10 * time.Minute})
+}
+
+func (w *fakeWall) Follow(context.Context) <-chan WallStatus { return w.updates }
+
+// report replaces any unread report with the newest, as wallclient does.
+func (w *fakeWall) report(st WallStatus) {
+	select {
+	case <-w.updates:
+	default:
+	}
+	w.updates <- st
+}
+
+// fakeNode is the owner's lnd: it "pays" what carpay lets through.
+type fakeNode struct {
+	mu        sync.Mutex
+	paid      []int64
+	spendable int64
+}
+
+func (n *fakeNode) Pay(_ context.Context, bolt11 string, opts lndclient.PayOptions) (lndclient.PaymentResult, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if opts.AmountMsat > n.spendable {
+		return lndclient.PaymentResult{Status: lndclient.Failed, FailureReason: lndclient.ReasonInsufficientBalance}, nil
+	}
+	n.paid = append(n.paid, opts.AmountMsat)
+	n.spendable -= opts.AmountMsat
+	return lndclient.PaymentResult{Status: lndclient.Succeeded, AmountMsat: opts.AmountMsat}, nil
+}
+
+func (n *fakeNode) SpendableMsat(context.Context) (int64, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.spendable, nil
+}
+
+func (n *fakeNode) payments() []int64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]int64(nil), n.paid...)
+}
+
+func (n *fakeNode) setSpendable(v int64) {
+	n.mu.Lock()
+	n.spendable = v
+	n.mu.Unlock()
+}
+
+// memLedger keeps the ledger in memory.
+type memLedger struct {
+	mu        sync.Mutex
+	sessions  []LedgerSession
+	invoices  int
+	payments  []lndclient.PaymentResult
+	refusals  []string
+	ended     []string
+	paidTotal int64
+}
+
+func (m *memLedger) OpenSession(_ context.Context, s LedgerSession) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sessions = append(m.sessions, s)
+	return nil
+}
+
+func (m *memLedger) AddInvoice(context.Context, string, [32]byte, int64, string, time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.invoices++
+	return nil
+}
+
+func (m *memLedger) RecordPayment(_ context.Context, _ string, r lndclient.PaymentResult, _ time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.payments = append(m.payments, r)
+	if r.Status == lndclient.Succeeded {
+		m.paidTotal += r.AmountMsat
+	}
+	return nil
+}
+
+func (m *memLedger) RecordRefusal(_ context.Context, _, reason, _ string, _ time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.refusals = append(m.refusals, reason)
+	return nil
+}
+
+func (m *memLedger) RecordMeter(context.Context, string, time.Time, int64, int64) error { return nil }
+
+func (m *memLedger) EndSession(_ context.Context, id string, _ time.Time, reason string, _, _, _ int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.ended = append(m.ended, id+":"+reason)
+	return nil
+}
+
+func (m *memLedger) PaidSince(context.Context, time.Time) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.paidTotal, nil
+}
+
+// shown records what the vehicle bus would show.
+type shown struct {
+	mu  sync.Mutex
+	all []status.Status
+}
+
+func (s *shown) Set(st status.Status) {
+	s.mu.Lock()
+	s.all = append(s.all, st)
+	s.mu.Unlock()
+}
+
+func (s *shown) last() status.Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.all) == 0 {
+		return status.Status{}
+	}
+	return s.all[len(s.all)-1]
+}
+
+func (s *shown) ever(code status.Code) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range s.all {
+		if st.Error == code {
+			return true
+		}
+	}
+	return false
+}
+
+type rig struct {
+	t      *testing.T
+	clk    *clock.Manual
+	car    *fakeCar
+	wall   *fakeWall
+	node   *fakeNode
+	ledger *memLedger
+	shown  *shown
+	done   chan error
+	cancel context.CancelFunc
+}
+
+var settings = buypolicy.Settings{TargetSoCPermille: 800, MaxPriceMsatPerWh: 200, MaxPaymentMsat: 100_000, LeadTime: 20 * time.Second}
+
+func newRig(t *testing.T, price int64, mode wallMode) *rig {
+	t.Helper()
+	r := &rig{t: t, clk: clock.NewManual(t0), car: newFakeCar(50), wall: newFakeWall(t, price),
+		node: &fakeNode{spendable: 1_000_000}, ledger: &memLedger{}, shown: &shown{}, done: make(chan error, 1)}
+	r.wall.mode = mode
+	payer := &carpay.Payer{Node: r.node, Network: "regtest", Timeout: time.Minute, Clock: r.clk}
+	l, err := New(Config{Policy: settings, Network: "regtest", Clock: r.clk},
+		r.car, func(context.Context) (Wall, error) { return r.wall, nil }, payer, r.node, r.ledger, r.shown)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.done <- l.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(5 * time.Second):
+			t.Error("the loop did not stop within 5 s of its context ending")
+		}
+	})
+	return r
+}
+
+// until advances the manual clock a tick at a time until cond holds,
+// giving the loop's goroutine the chance to act after each tick.
+func (r *rig) until(what string, cond func() bool) {
+	r.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("%s: not reached; shown %+v, paid %v, refusals %v", what, r.shown.last(), r.node.payments(), r.ledger.refusals)
+		}
+		if r.clk.Waiters() > 0 {
+			r.clk.Advance(time.Second)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (r *rig) plug() {
+	r.car.set(func(st *vehiclestate.State, _ *float64) { st.Cable = vehiclestate.Latched })
+}
+
+// deliver has the wall report delivered energy and the car measure it.
+func (r *rig) deliver(wallMWh, carMWh int64) {
+	r.car.set(func(st *vehiclestate.State, _ *float64) { st.ChargedEnergyMWh = carMWh })
+	r.wall.report(WallStatus{Session: &WallSession{ID: "sess-1", PriceMsatPerWh: r.wall.terms.PriceMsatPerWh,
+		DeliveredMWh: wallMWh, PowerW: 7_000}})
+}
+
+func paidCount(n int) func(r *rig) func() bool {
+	return func(r *rig) func() bool { return func() bool { return len(r.node.payments()) >= n } }
+}
+
+func TestHappyPathPaysAsEnergyFlows(t *testing.T) {
+	r := newRig(t, 100, honest)
+	r.plug()
+	r.until("first payment", paidCount(1)(r))
+	if got := r.node.payments()[0]; got != 10_000 {
+		t.Fatalf("first payment %d msat, want 2 x 50 Wh x 100 msat/Wh = 10000", got)
+	}
+	// 100 Wh paid; at 7 kW the next is due when 38.9 Wh of credit is left.
+	r.deliver(50_000, 48_000)
+	r.until("waits with credit ahead", func() bool { return r.shown.last().State == status.Charging })
+	if n := len(r.node.payments()); n != 1 {
+		t.Fatalf("paid %d times with 50 Wh of credit left", n)
+	}
+	r.deliver(70_000, 66_000)
+	r.until("second payment", paidCount(2)(r))
+	if got := r.node.payments()[1]; got != 5_000 {
+		t.Errorf("second payment %d msat, want one increment = 5000", got)
+	}
+	// Target reached: nothing more.
+	r.car.set(func(_ *vehiclestate.State, soc *float64) { *soc = 80 })
+	r.deliver(140_000, 130_000)
+	r.until("complete", func() bool { return r.shown.last().State == status.Complete })
+	if n := len(r.node.payments()); n != 2 {
+		t.Errorf("paid %d times, want 2", n)
+	}
+	r.car.set(func(st *vehiclestate.State, _ *float64) { st.Cable = vehiclestate.Disconnected })
+	r.until("session ended at unplug", func() bool {
+		r.ledger.mu.Lock()
+		defer r.ledger.mu.Unlock()
+		return len(r.ledger.ended) == 1 && r.ledger.ended[0] == "sess-1:"+EndUnplugged
+	})
+	if r.ledger.invoices != 2 || len(r.ledger.payments) != 2 {
+		t.Errorf("ledger: %d invoices, %d payments", r.ledger.invoices, len(r.ledger.payments))
+	}
+}
+
+// A hostile or dishonest wall gets nothing beyond what was already paid,
+// and the vehicle shows why.
+func TestRefusals(t *testing.T) {
+	cases := []struct {
+		name     string
+		price    int64
+		mode     wallMode
+		drive    func(r *rig)
+		wantCode status.Code
+		wantPaid int
+	}{
+		{"price above the owner's limit", 250, honest, nil, status.PriceAboveLimit, 0},
+		{"invoice for another amount", 100, wrongAmount, nil, status.InvoiceRejected, 0},
+		{"invoice for another offer's hash", 100, wrongHash, nil, status.InvoiceRejected, 0},
+		{"invoice from another node", 100, wrongPayee, nil, status.InvoiceRejected, 0},
+		{"price changed mid-session", 100, honest, func(r *rig) {
+			r.until("first payment", paidCount(1)(r))
+			r.wall.report(WallStatus{Session: &WallSession{ID: "sess-1", PriceMsatPerWh: 120, DeliveredMWh: 70_000, PowerW: 7_000}})
+			r.car.set(func(st *vehiclestate.State, _ *float64) { st.ChargedEnergyMWh = 66_000 })
+		}, status.WallError, 1},
+		{"wall meter ahead of the car's", 100, honest, func(r *rig) {
+			r.until("first payment", paidCount(1)(r))
+			r.deliver(70_000, 30_000) // 70 Wh claimed, 30 Wh measured
+		}, status.MeterMismatch, 1},
+		{"another session's report", 100, honest, func(r *rig) {
+			r.until("first payment", paidCount(1)(r))
+			r.wall.report(WallStatus{Session: &WallSession{ID: "sess-2", PriceMsatPerWh: 100, DeliveredMWh: 70_000, PowerW: 7_000}})
+		}, status.WallError, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, tc.price, tc.mode)
+			r.plug()
+			if tc.drive != nil {
+				tc.drive(r)
+			}
+			r.until(fmt.Sprintf("code %s shown", tc.wantCode), func() bool { return r.shown.last().Error == tc.wantCode })
+			// However long it goes on, nothing more is paid.
+			for range 30 {
+				r.clk.Advance(time.Second)
+				time.Sleep(time.Millisecond)
+			}
+			if got := len(r.node.payments()); got != tc.wantPaid {
+				t.Errorf("the node paid %d times (%v), want %d", got, r.node.payments(), tc.wantPaid)
+			}
+		})
+	}
+}
+
+// A low balance shows before a payment fails, and the car resumes by
+// itself once the node has enough again.
+func TestLowBalanceShowsAndResumes(t *testing.T) {
+	r := newRig(t, 100, honest)
+	r.node.setSpendable(12_000) // the first payment, but not the next two
+	r.plug()
+	r.until("first payment", paidCount(1)(r))
+	r.until("low balance shown early", func() bool { return r.shown.ever(status.LowBalance) })
+	r.deliver(70_000, 66_000)
+	r.until("waiting for money", func() bool { return r.shown.last().Error == status.LowBalance })
+	if n := len(r.node.payments()); n != 1 {
+		t.Fatalf("paid %d times on 2,000 msat", n)
+	}
+	r.node.setSpendable(1_000_000)
+	r.until("resumed", paidCount(2)(r))
+}
