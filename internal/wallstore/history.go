@@ -124,16 +124,6 @@ func (s *Store) History(ctx context.Context, hq HistoryQuery) ([]SessionSummary,
 	return out, t, nil
 }
 
-func describeRange(since, until time.Time) string {
-	f := func(t time.Time) string {
-		if t.IsZero() {
-			return "…"
-		}
-		return t.Format(time.RFC3339)
-	}
-	return "[" + f(since) + ", " + f(until) + ")"
-}
-
 // Receipt returns a session and every payment made for it.
 func (s *Store) Receipt(ctx context.Context, id string) (Receipt, error) {
 	fail := func(err error) (Receipt, error) {

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -540,44 +539,8 @@ func (s *Store) SetSetting(ctx context.Context, key, value string) error {
 // write runs fn in a write transaction (BEGIN IMMEDIATE) and commits it;
 // any error is rolled back and passed through fail.
 func (s *Store) write(ctx context.Context, fail func(error) error, fn func(*sql.Tx) error) error {
-	w, err := s.writer()
-	if err != nil {
+	if err := s.db.Write(ctx, fn); err != nil {
 		return fail(err)
-	}
-	tx, err := w.BeginTx(ctx, nil)
-	if err != nil {
-		return fail(err)
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return fail(err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fail(fmt.Errorf("commit: %w", err))
 	}
 	return nil
-}
-
-// normHex checks a 32-byte value in hex and returns it in lower case, the
-// form the schema stores. Its message never repeats the value.
-func normHex(v, what string) (string, error) {
-	if len(v) != 64 {
-		return "", fmt.Errorf("%w: %s is %d characters, want 64 hex digits", ErrInvalid, what, len(v))
-	}
-	v = strings.ToLower(v)
-	if _, err := hex.DecodeString(v); err != nil {
-		return "", fmt.Errorf("%w: %s is not hex", ErrInvalid, what)
-	}
-	return v, nil
-}
-
-// short abbreviates a payment hash for messages.
-func short(hash string) string {
-	if len(hash) > 8 {
-		return hash[:8] + "…"
-	}
-	if hash == "" {
-		return `""`
-	}
-	return hash
 }
