@@ -1,8 +1,10 @@
-// Package schema is the wall's SQLite schema: numbered migrations (tables,
-// indexes, views) and the named queries the store and the history commands
-// run, embedded into the binary. The files are plain SQL so that people can
-// read them and run them from the sqlite3 shell; the folder is sql/, the
-// package is schema so that it does not shadow database/sql.
+// Package schema is satwatt's SQLite schemas: numbered migrations (tables,
+// indexes, views) and the named queries the stores and the history commands
+// run, embedded into the binary. There are two databases, the wall's
+// (migrations/ and queries/) and the car's (car/migrations/ and
+// car/queries/), read by the same code. The files are plain SQL so that
+// people can read them and run them from the sqlite3 shell; the folder is
+// sql/, the package is schema so that it does not shadow database/sql.
 package schema
 
 import (
@@ -17,16 +19,62 @@ import (
 	"sync"
 )
 
-// ApplicationID is written to the database header (PRAGMA application_id)
-// so that the store can tell its own file from another program's SQLite
-// database and refuse to migrate the latter. It spells "SatW".
+// ApplicationID is written to the wall database's header (PRAGMA
+// application_id) so that the store can tell its own file from another
+// program's SQLite database and refuse to migrate the latter. It spells
+// "SatW".
 const ApplicationID = 0x53617457
 
-//go:embed migrations/*.sql
-var migrationFiles embed.FS
+// CarApplicationID marks the car's database. It differs from the wall's so
+// that neither program migrates the other's file. It spells "SatC".
+const CarApplicationID = 0x53617443
 
-//go:embed queries/*.sql
-var queryFiles embed.FS
+//go:embed migrations/*.sql queries/*.sql
+var wallFiles embed.FS
+
+//go:embed car/migrations/*.sql car/queries/*.sql
+var carFiles embed.FS
+
+// set is one database's schema: where its migrations and queries are, and
+// the queries once parsed.
+type set struct {
+	files         fs.FS
+	migrationsDir string
+	queriesDir    string
+
+	once    sync.Once
+	queries map[string]string
+	err     error
+}
+
+var (
+	wall = &set{files: wallFiles, migrationsDir: "migrations", queriesDir: "queries"}
+	car  = &set{files: carFiles, migrationsDir: "car/migrations", queriesDir: "car/queries"}
+)
+
+// Migrations returns every migration of the wall's database in version order.
+func Migrations() ([]Migration, error) { return wall.migrations() }
+
+// Latest is the newest wall schema version this program knows.
+func Latest() (int, error) { return wall.latest() }
+
+// Queries returns every named query of the wall's database, by name.
+func Queries() (map[string]string, error) { return wall.allQueries() }
+
+// Query returns one named query of the wall's database.
+func Query(name string) (string, error) { return wall.query(name) }
+
+// CarMigrations returns every migration of the car's database in version order.
+func CarMigrations() ([]Migration, error) { return car.migrations() }
+
+// CarLatest is the newest car schema version this program knows.
+func CarLatest() (int, error) { return car.latest() }
+
+// CarQueries returns every named query of the car's database, by name.
+func CarQueries() (map[string]string, error) { return car.allQueries() }
+
+// CarQuery returns one named query of the car's database.
+func CarQuery(name string) (string, error) { return car.query(name) }
 
 // Migration is one numbered step of the schema, applied in one transaction.
 type Migration struct {
@@ -35,12 +83,12 @@ type Migration struct {
 	SQL     string
 }
 
-// Migrations returns every migration in version order. Versions start at 1
-// and have no gaps, so a database's version says exactly what it holds.
-func Migrations() ([]Migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
+// migrations reads the set's migrations in version order. Versions start at
+// 1 and have no gaps, so a database's version says exactly what it holds.
+func (s *set) migrations() ([]Migration, error) {
+	entries, err := fs.ReadDir(s.files, s.migrationsDir)
 	if err != nil {
-		return nil, fmt.Errorf("schema: read migrations: %w", err)
+		return nil, fmt.Errorf("schema: read %s: %w", s.migrationsDir, err)
 	}
 	var ms []Migration
 	for _, e := range entries {
@@ -51,29 +99,28 @@ func Migrations() ([]Migration, error) {
 		digits, _, ok := strings.Cut(name, "_")
 		v, err := strconv.Atoi(digits)
 		if !ok || err != nil || v <= 0 || len(digits) != 4 {
-			return nil, fmt.Errorf("schema: migration file %q: want NNNN_name.sql with NNNN from 0001", name)
+			return nil, fmt.Errorf("schema: migration file %s/%s: want NNNN_name.sql with NNNN from 0001", s.migrationsDir, name)
 		}
-		b, err := migrationFiles.ReadFile("migrations/" + name)
+		b, err := fs.ReadFile(s.files, s.migrationsDir+"/"+name)
 		if err != nil {
-			return nil, fmt.Errorf("schema: read migration %s: %w", name, err)
+			return nil, fmt.Errorf("schema: read migration %s/%s: %w", s.migrationsDir, name, err)
 		}
 		if strings.TrimSpace(string(b)) == "" {
-			return nil, fmt.Errorf("schema: migration %s is empty", name)
+			return nil, fmt.Errorf("schema: migration %s/%s is empty", s.migrationsDir, name)
 		}
 		ms = append(ms, Migration{Version: v, Name: strings.TrimSuffix(name, ".sql"), SQL: string(b)})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].Version < ms[j].Version })
 	for i, m := range ms {
 		if m.Version != i+1 {
-			return nil, fmt.Errorf("schema: migration %s: want version %d (versions start at 1 without gaps or repeats)", m.Name, i+1)
+			return nil, fmt.Errorf("schema: migration %s/%s: want version %d (versions start at 1 without gaps or repeats)", s.migrationsDir, m.Name, i+1)
 		}
 	}
 	return ms, nil
 }
 
-// Latest is the newest schema version this program knows.
-func Latest() (int, error) {
-	ms, err := Migrations()
+func (s *set) latest() (int, error) {
+	ms, err := s.migrations()
 	if err != nil {
 		return 0, err
 	}
@@ -89,50 +136,43 @@ func Latest() (int, error) {
 // `.param set :id 'abc'`.
 const queryMarker = "-- name:"
 
-var (
-	queriesOnce sync.Once
-	queries     map[string]string
-	queriesErr  error
-)
-
-// Queries returns every named query, by name.
-func Queries() (map[string]string, error) {
-	queriesOnce.Do(func() { queries, queriesErr = loadQueries() })
-	if queriesErr != nil {
-		return nil, queriesErr
+// allQueries returns a copy, so that no caller can change another's queries.
+func (s *set) allQueries() (map[string]string, error) {
+	s.once.Do(func() { s.queries, s.err = s.loadQueries() })
+	if s.err != nil {
+		return nil, s.err
 	}
-	out := make(map[string]string, len(queries))
-	for k, v := range queries {
+	out := make(map[string]string, len(s.queries))
+	for k, v := range s.queries {
 		out[k] = v
 	}
 	return out, nil
 }
 
-// Query returns one named query.
-func Query(name string) (string, error) {
-	queriesOnce.Do(func() { queries, queriesErr = loadQueries() })
-	if queriesErr != nil {
-		return "", queriesErr
+func (s *set) query(name string) (string, error) {
+	s.once.Do(func() { s.queries, s.err = s.loadQueries() })
+	if s.err != nil {
+		return "", s.err
 	}
-	q, ok := queries[name]
+	q, ok := s.queries[name]
 	if !ok {
-		return "", fmt.Errorf("schema: no query named %q", name)
+		return "", fmt.Errorf("schema: no query named %q in %s", name, s.queriesDir)
 	}
 	return q, nil
 }
 
-func loadQueries() (map[string]string, error) {
-	entries, err := fs.ReadDir(queryFiles, "queries")
+func (s *set) loadQueries() (map[string]string, error) {
+	entries, err := fs.ReadDir(s.files, s.queriesDir)
 	if err != nil {
-		return nil, fmt.Errorf("schema: read queries: %w", err)
+		return nil, fmt.Errorf("schema: read %s: %w", s.queriesDir, err)
 	}
 	out := map[string]string{}
 	for _, e := range entries {
 		if e.IsDir() || path.Ext(e.Name()) != ".sql" {
 			continue
 		}
-		file := "queries/" + e.Name()
-		b, err := queryFiles.ReadFile(file)
+		file := s.queriesDir + "/" + e.Name()
+		b, err := fs.ReadFile(s.files, file)
 		if err != nil {
 			return nil, fmt.Errorf("schema: read %s: %w", file, err)
 		}

@@ -11,21 +11,80 @@ import (
 	_ "github.com/mattn/go-sqlite3"
 )
 
+// database is one schema as the tests see it, through its exported API.
+type database struct {
+	name       string
+	migrations func() ([]Migration, error)
+	latest     func() (int, error)
+	queries    func() (map[string]string, error)
+	query      func(string) (string, error)
+	tables     []string // tables it must have
+}
+
+var databases = []database{
+	{"wall", Migrations, Latest, Queries, Query, []string{"settings", "sessions", "invoices", "meter_samples", "events"}},
+	{"car", CarMigrations, CarLatest, CarQueries, CarQuery, []string{"sessions", "invoices", "refusals", "meter_samples", "events"}},
+}
+
 func TestMigrationsAreNumberedFromOne(t *testing.T) {
-	ms, err := Migrations()
+	for _, d := range databases {
+		t.Run(d.name, func(t *testing.T) {
+			ms, err := d.migrations()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ms) == 0 {
+				t.Fatal("no migrations")
+			}
+			for i, m := range ms {
+				if m.Version != i+1 || !strings.HasPrefix(m.Name, fmt.Sprintf("%04d_", i+1)) || m.SQL == "" {
+					t.Errorf("migration %d is version %d, %q", i, m.Version, m.Name)
+				}
+			}
+			if latest, err := d.latest(); err != nil || latest != len(ms) {
+				t.Errorf("Latest = %d, %v; want %d", latest, err, len(ms))
+			}
+		})
+	}
+}
+
+// TestSchemasAreApart: each database's files stay its own, and the two
+// application ids differ, so that neither store migrates the other's file.
+func TestSchemasAreApart(t *testing.T) {
+	if ApplicationID == CarApplicationID {
+		t.Fatal("the wall and the car share an application id")
+	}
+	wall, err := Migrations()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ms) == 0 {
-		t.Fatal("no migrations")
+	car, err := CarMigrations()
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i, m := range ms {
-		if m.Version != i+1 || !strings.HasPrefix(m.Name, fmt.Sprintf("%04d_", i+1)) || m.SQL == "" {
-			t.Errorf("migration %d is version %d, %q", i, m.Version, m.Name)
+	for i := range min(len(wall), len(car)) {
+		if wall[i].SQL == car[i].SQL {
+			t.Errorf("migration %d is the same file for the wall and the car", i+1)
 		}
 	}
-	if latest, err := Latest(); err != nil || latest != len(ms) {
-		t.Errorf("Latest = %d, %v; want %d", latest, err, len(ms))
+	wq, err := Queries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cq, err := CarQueries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wq["session_insert"] == "" || cq["session_insert"] == "" || wq["session_insert"] == cq["session_insert"] {
+		t.Error("the wall's and the car's session_insert should both exist and differ")
+	}
+	if _, ok := wq["refusal_insert"]; ok {
+		t.Error("the wall's queries include the car's refusal_insert")
+	}
+	// Queries hands out copies: a caller cannot change another's queries.
+	cq["session_insert"] = "DROP TABLE sessions"
+	if q, _ := CarQuery("session_insert"); q == cq["session_insert"] {
+		t.Error("changing the map from CarQueries changed the stored query")
 	}
 }
 
@@ -72,15 +131,15 @@ func TestParseQueries(t *testing.T) {
 	}
 }
 
-// migrated applies every migration to a fresh database file.
-func migrated(t *testing.T) *sql.DB {
+// migrated applies every migration of d to a fresh database file.
+func migrated(t *testing.T, d database) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("sqlite3", "file:"+filepath.Join(t.TempDir(), "schema.db")+"?_foreign_keys=on")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	ms, err := Migrations()
+	ms, err := d.migrations()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,31 +152,41 @@ func migrated(t *testing.T) *sql.DB {
 }
 
 func TestEveryQueryCompiles(t *testing.T) {
-	db := migrated(t)
-	qs, err := Queries()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(qs) == 0 {
-		t.Fatal("no queries")
-	}
-	for name, q := range qs {
-		st, err := db.PrepareContext(context.Background(), q)
-		if err != nil {
-			t.Errorf("query %s does not compile: %v", name, err)
-			continue
-		}
-		st.Close()
-	}
-	if _, err := Query("no_such_query"); err == nil {
-		t.Error("Query of an unknown name succeeded")
+	for _, d := range databases {
+		t.Run(d.name, func(t *testing.T) {
+			db := migrated(t, d)
+			qs, err := d.queries()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(qs) == 0 {
+				t.Fatal("no queries")
+			}
+			for name, q := range qs {
+				st, err := db.PrepareContext(context.Background(), q)
+				if err != nil {
+					t.Errorf("query %s does not compile: %v", name, err)
+					continue
+				}
+				st.Close()
+			}
+			if _, err := d.query("no_such_query"); err == nil {
+				t.Error("Query of an unknown name succeeded")
+			}
+		})
 	}
 }
 
 // TestNoFloatingPointColumns: money and energy are integers, and STRICT
 // tables make SQLite enforce it.
 func TestNoFloatingPointColumns(t *testing.T) {
-	db := migrated(t)
+	for _, d := range databases {
+		t.Run(d.name, func(t *testing.T) { noFloatingPointColumns(t, d) })
+	}
+}
+
+func noFloatingPointColumns(t *testing.T, d database) {
+	db := migrated(t, d)
 	rows, err := db.Query("SELECT name, strict FROM pragma_table_list WHERE schema = 'main' AND type = 'table' AND name NOT LIKE 'sqlite_%'")
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +204,7 @@ func TestNoFloatingPointColumns(t *testing.T) {
 		tables = append(tables, name)
 	}
 	rows.Close()
-	for _, want := range []string{"settings", "sessions", "invoices", "meter_samples", "events"} {
+	for _, want := range d.tables {
 		if !contains(tables, want) {
 			t.Errorf("no table %s in %v", want, tables)
 		}
@@ -153,7 +222,7 @@ func TestNoFloatingPointColumns(t *testing.T) {
 			if typ != "INTEGER" && typ != "TEXT" {
 				t.Errorf("%s.%s is %s, want INTEGER or TEXT", table, name, typ)
 			}
-			if (strings.HasSuffix(name, "_msat") || strings.HasSuffix(name, "_mwh") || strings.HasSuffix(name, "_wh")) && typ != "INTEGER" {
+			if (strings.HasSuffix(name, "_msat") || strings.HasSuffix(name, "_mwh") || strings.HasSuffix(name, "_wh") || strings.HasSuffix(name, "_permille")) && typ != "INTEGER" {
 				t.Errorf("%s.%s is money or energy but %s", table, name, typ)
 			}
 		}
