@@ -20,6 +20,8 @@ var commands = []subcmd.Command{
 	{Name: "monitor", Summary: "show the decoded vehicle state live (--json for machines)", Run: runMonitor},
 	{Name: "simcar", Summary: "run the simulated car (a demo and test feature) on a CAN bus", Run: runSimcar},
 	{Name: "profiles", Summary: "list the built-in vehicle profiles", Run: runProfiles},
+	{Name: "history", Summary: "list charging sessions paid for (table, --csv or --json) with totals", Run: runHistory},
+	{Name: "session show", Summary: "print one session's receipt: wall, price, energy, every payment", Run: runSessionShow},
 	{Name: "discover", Summary: "find the wall over the charge cable's PLC link (ISO 15118 SDP)", Run: runDiscover},
 }
 
