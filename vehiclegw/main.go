@@ -22,6 +22,7 @@ var commands = []subcmd.Command{
 	{Name: "profiles", Summary: "list the built-in vehicle profiles", Run: runProfiles},
 	{Name: "history", Summary: "list charging sessions paid for (table, --csv or --json) with totals", Run: runHistory},
 	{Name: "session show", Summary: "print one session's receipt: wall, price, energy, every payment", Run: runSessionShow},
+	{Name: "run", Summary: "buy energy from the wall as the car charges: discover, judge the offer, pay as you go", Run: runRun},
 	{Name: "discover", Summary: "find the wall over the charge cable's PLC link (ISO 15118 SDP)", Run: runDiscover},
 }
 

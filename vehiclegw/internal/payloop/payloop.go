@@ -59,6 +59,10 @@ type WallStatus struct {
 	EndedReason string
 }
 
+// ErrTermsChanged is what a Wall returns when the wall's offer no longer
+// reads as the one accepted: the car buys nothing more in that session.
+var ErrTermsChanged = errors.New("the wall changed its offer mid-session")
+
 // Wall is the wall controller found for this session.
 type Wall interface {
 	Offer(ctx context.Context) (Offer, error)
@@ -92,7 +96,9 @@ type Ledger interface {
 	OpenSession(ctx context.Context, s LedgerSession) error
 	AddInvoice(ctx context.Context, sessionID string, hash [32]byte, amountMsat int64, bolt11 string, at time.Time) error
 	RecordPayment(ctx context.Context, sessionID string, r lndclient.PaymentResult, at time.Time) error
-	RecordRefusal(ctx context.Context, sessionID, reason, detail string, at time.Time) error
+	// RecordRefusal notes what the car refused; hash is the refused
+	// invoice's payment hash in hex, or "" for a refusal of the wall itself.
+	RecordRefusal(ctx context.Context, sessionID, hash, reason, detail string, at time.Time) error
 	RecordMeter(ctx context.Context, sessionID string, at time.Time, wallMWh, carMWh int64) error
 	EndSession(ctx context.Context, id string, at time.Time, reason string, wallMWh, carMWh, socPermille int64) error
 	PaidSince(ctx context.Context, t time.Time) (int64, error)

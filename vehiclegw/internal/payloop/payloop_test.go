@@ -193,7 +193,7 @@ func (m *memLedger) RecordPayment(_ context.Context, _ string, r lndclient.Payme
 	return nil
 }
 
-func (m *memLedger) RecordRefusal(_ context.Context, _, reason, _ string, _ time.Time) error {
+func (m *memLedger) RecordRefusal(_ context.Context, _, _, reason, _ string, _ time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.refusals = append(m.refusals, reason)

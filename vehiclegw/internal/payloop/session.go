@@ -83,7 +83,7 @@ func (l *Loop) session(ctx context.Context) {
 	v := buypolicy.EvaluateToday(l.cfg.Policy, vehicleOf(snap), o.Terms, day)
 	if !v.Accept {
 		l.log.Warn("payloop: offer refused", "session", s.id, "reason", v.Reason, "detail", v.Detail)
-		l.ledger.RecordRefusal(ctx, s.id, v.Reason.String(), v.Detail, now)
+		l.ledger.RecordRefusal(ctx, s.id, "", v.Reason.String(), v.Detail, now)
 		s.stop(codeOf(v.Reason), v.Detail)
 	} else {
 		l.log.Info("payloop: offer accepted", "session", s.id, "price_msat_per_wh", o.Terms.PriceMsatPerWh,
@@ -176,8 +176,12 @@ func (s *session) meterOK(snap vehiclestate.State) (bool, string) {
 
 func (s *session) stop(code status.Code, why string) {
 	if !s.stopped {
-		s.l.log.Warn("payloop: buying nothing more this session", "session", s.id, "code", code, "why", why)
-		s.l.ledger.RecordRefusal(context.Background(), s.id, code.String(), why, s.l.clk.Now())
+		if code == status.NoError {
+			s.l.log.Info("payloop: bought enough this session", "session", s.id, "why", why)
+		} else {
+			s.l.log.Warn("payloop: buying nothing more this session", "session", s.id, "code", code, "why", why)
+			s.l.ledger.RecordRefusal(context.Background(), s.id, "", code.String(), why, s.l.clk.Now())
+		}
 	}
 	s.stopped, s.stopCode = true, code
 	s.stopState = status.Stopped
@@ -229,6 +233,12 @@ func (s *session) step(ctx context.Context, snap vehiclestate.State) {
 	}
 	switch d.Action {
 	case buypolicy.Stop:
+		if d.Reason == buypolicy.PlanPaid {
+			// Enough is paid for the target at the set efficiency; if the
+			// credit runs out short of the target, the policy asks for more.
+			s.show()
+			return
+		}
 		s.stop(codeOf(d.Reason), d.Detail)
 		return
 	case buypolicy.Wait:
@@ -276,6 +286,10 @@ func (s *session) refreshSpend(ctx context.Context) {
 func (s *session) pay(ctx context.Context, amt int64) {
 	l := s.l
 	bolt11, err := s.wall.Invoice(ctx, amt)
+	if errors.Is(err, ErrTermsChanged) {
+		s.stop(status.WallError, err.Error())
+		return
+	}
 	if err != nil {
 		l.log.Warn("payloop: the wall gave no invoice", "session", s.id, "amount_msat", amt, "err", err)
 		st := l.shown
@@ -302,7 +316,7 @@ func (s *session) pay(ctx context.Context, amt int64) {
 	switch {
 	case errors.As(err, &refusal):
 		s.paidMsat -= amt
-		l.ledger.RecordRefusal(ctx, s.id, refusal.Reason.String(), refusal.Detail, l.clk.Now())
+		l.ledger.RecordRefusal(ctx, s.id, hexHash(inv.PaymentHash), refusal.Reason.String(), refusal.Detail, l.clk.Now())
 		s.stop(status.InvoiceRejected, refusal.Error())
 		return
 	case err != nil:
@@ -310,6 +324,9 @@ func (s *session) pay(ctx context.Context, amt int64) {
 		// not paid again, and show the failure.
 		l.log.Error("payloop: payment outcome unknown", "session", s.id, "hash", hexHash(inv.PaymentHash), "err", err)
 		res = lndclient.PaymentResult{PaymentHash: inv.PaymentHash, Status: lndclient.InFlight}
+	}
+	if res.PaymentHash == ([32]byte{}) {
+		res.PaymentHash = inv.PaymentHash
 	}
 	if rerr := l.ledger.RecordPayment(context.WithoutCancel(ctx), s.id, res, l.clk.Now()); rerr != nil {
 		l.log.Error("payloop: record the payment", "session", s.id, "hash", hexHash(res.PaymentHash), "err", rerr)

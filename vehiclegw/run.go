@@ -1,0 +1,364 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	"satwatt/internal/buypolicy"
+	"satwatt/internal/canbus"
+	"satwatt/internal/carpay"
+	"satwatt/internal/carstore"
+	"satwatt/internal/clock"
+	"satwatt/internal/lndclient"
+	"satwatt/internal/sdp"
+	vp "satwatt/internal/vehicleprofile"
+	"satwatt/internal/vehiclestate"
+	"satwatt/internal/wallclient"
+	"satwatt/vehiclegw/internal/payloop"
+	"satwatt/vehiclegw/internal/status"
+)
+
+// lndConnectEnv carries the car's lndconnect URI, so the macaroon stays out
+// of the process list.
+const lndConnectEnv = "VEHICLEGW_LNDCONNECT"
+
+type runFlags struct {
+	profile, dbcPath, can, iface, wall, db, logLevel string
+	lndRPC, lndCert, lndMacaroon, lndConnect         string
+	targetPct, efficiencyPct, meterTolPct            int64
+	maxPrice, budgetSession, budgetDay, reserve      int64 // sat (sat/kWh for the price)
+	maxPayment, maxFee, packWh, meterSlackWh         int64
+	leadTime, payTimeout                             time.Duration
+	asJSON                                           bool
+}
+
+func runFlagSet(stderr io.Writer) (*flag.FlagSet, *runFlags) {
+	f := &runFlags{}
+	fs := newFlagSet("run", stderr)
+	fs.StringVar(&f.profile, "profile", "generic", "vehicle profile: a built-in name (see 'vehiclegw profiles') or a .toml file")
+	fs.StringVar(&f.dbcPath, "dbc", "", "DBC file to use instead of the profile's own")
+	fs.StringVar(&f.can, "can", "", "the vehicle bus, live: IFACE (SocketCAN, e.g. can0) or socketcand://HOST:PORT/BUS; the gateway reads it and sends its status on it")
+	fs.StringVar(&f.iface, "iface", "", "the PLC modem's interface: find the wall there with ISO 15118 SDP")
+	fs.StringVar(&f.wall, "wall", "", "the wall's URL instead of SDP (static set-ups), e.g. http://[fe80::1%eth1]:8080/")
+	fs.StringVar(&f.db, "db", "car.db", "the car's ledger (SQLite, created if missing)")
+	fs.StringVar(&f.lndRPC, "lnd-rpc", "", "the owner's lnd gRPC address (default 127.0.0.1:10009 unless --lndconnect is given)")
+	fs.StringVar(&f.lndCert, "lnd-tlscert", "", "lnd's tls.cert")
+	fs.StringVar(&f.lndMacaroon, "lnd-macaroon", "", "a macaroon with info:read, offchain:read and offchain:write (see the README)")
+	fs.StringVar(&f.lndConnect, "lndconnect", "", "lndconnect:// URI instead of the three flags above (or $"+lndConnectEnv+")")
+	fs.Int64Var(&f.targetPct, "target", 80, "stop buying at this state of charge, %")
+	fs.Int64Var(&f.maxPrice, "max-price", 300, "refuse walls asking more than this, sat/kWh")
+	fs.Int64Var(&f.efficiencyPct, "efficiency", 90, "share of the wall's energy that reaches the battery, %")
+	fs.Int64Var(&f.budgetSession, "budget-session", 0, "most sat paid in one session (0: no limit)")
+	fs.Int64Var(&f.budgetDay, "budget-day", 0, "most sat paid in one day, all sessions (0: no limit)")
+	fs.Int64Var(&f.reserve, "reserve", 0, "sat always kept spendable in the node")
+	fs.Int64Var(&f.maxPayment, "max-payment", 1_000, "most sat in one payment")
+	fs.Int64Var(&f.maxFee, "max-fee", 0, "most sat of routing fees per payment (0: only fee-free routes, such as a direct channel to the wall)")
+	fs.Int64Var(&f.packWh, "pack-wh", 0, "the pack's energy, Wh, for profiles without a pack energy signal")
+	fs.DurationVar(&f.leadTime, "lead-time", 0, "pay this long before the credit runs out (0: the policy's default)")
+	fs.Int64Var(&f.meterTolPct, "meter-tolerance", 15, "how far, %, the wall's meter may run ahead of the car's (charger losses)")
+	fs.Int64Var(&f.meterSlackWh, "meter-slack-wh", 5, "and by how many Wh on top, for readings taken at different moments")
+	fs.DurationVar(&f.payTimeout, "pay-timeout", time.Minute, "give up on a payment after this long")
+	fs.BoolVar(&f.asJSON, "json", false, "print the gateway's status as one JSON object per line")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	return fs, f
+}
+
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, f := runFlagSet(stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, f.logLevel)
+	if err != nil {
+		return err
+	}
+	if f.can == "" {
+		return fmt.Errorf("%w: --can is required: the gateway reads the car and shows its status on that bus", errUsage)
+	}
+	if (f.iface == "") == (f.wall == "") {
+		return fmt.Errorf("%w: give --iface IFACE (find the wall by SDP) or --wall URL, one of them", errUsage)
+	}
+	settings := buypolicy.Settings{TargetSoCPermille: f.targetPct * 10, MaxPriceMsatPerWh: f.maxPrice,
+		EfficiencyPermille: f.efficiencyPct * 10, BudgetSessionMsat: f.budgetSession * 1000, BudgetDayMsat: f.budgetDay * 1000,
+		ReserveMsat: f.reserve * 1000, MaxPaymentMsat: f.maxPayment * 1000, MaxFeeMsat: f.maxFee * 1000,
+		PackWhFallback: f.packWh, LeadTime: f.leadTime}
+	if err := settings.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if f.lndConnect == "" {
+		f.lndConnect = os.Getenv(lndConnectEnv)
+	}
+	if f.lndConnect == "" && f.lndRPC == "" {
+		f.lndRPC = "127.0.0.1:10009"
+	}
+
+	binding, err := vp.LoadBinding(f.profile, f.dbcPath)
+	if err != nil {
+		return err
+	}
+	enc, err := status.NewEncoder(binding)
+	if err != nil {
+		return fmt.Errorf("profile %s: %w", binding.Profile.Name, err)
+	}
+	store, err := carstore.Open(ctx, f.db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	ln, err := lndclient.Dial(ctx, lndclient.Config{RPCAddr: f.lndRPC, TLSCertPath: f.lndCert, MacaroonPath: f.lndMacaroon,
+		LndConnectURI: f.lndConnect, Logger: log})
+	if err != nil {
+		return fmt.Errorf("connect to the owner's lnd: %w", err)
+	}
+	defer ln.Close()
+	if ln.Network() == "" {
+		return fmt.Errorf("%w: the car's macaroon lacks info:read, so the gateway cannot check invoices' network; "+
+			"bake one: lncli bakemacaroon --save_to pay.macaroon info:read offchain:read offchain:write", errUsage)
+	}
+
+	clk := clock.Real{}
+	bus, err := canbus.OpenBus(ctx, f.can, canbus.Options{Clock: clk, Logger: log,
+		OnBadInput: func(err error) { log.Debug("skipped bad CAN input", "err", err) }})
+	if err != nil {
+		return err
+	}
+	defer bus.Close()
+	car := &liveCar{tracker: vehiclestate.New(binding, nil)}
+	tx := status.NewTransmitter(enc, bus, clk, status.DefaultPeriod, func(err error) {
+		log.Warn("could not send the status message", "err", err)
+	})
+	display := &statusOut{tx: tx, w: stdout, json: f.asJSON}
+
+	find := func(ctx context.Context) (payloop.Wall, error) {
+		base, err := findWall(ctx, f, log)
+		if err != nil {
+			return nil, err
+		}
+		return &wallAdapter{c: &wallclient.Client{Base: base, Logger: log}}, nil
+	}
+	payer := &carpay.Payer{Node: ln, Network: ln.Network(), MaxFeeMsat: settings.MaxFeeMsat, Timeout: f.payTimeout, Clock: clk}
+	loop, err := payloop.New(payloop.Config{Policy: settings, Network: ln.Network(), MeterTolerancePermille: f.meterTolPct * 10,
+		MeterSlackMWh: f.meterSlackWh * 1000, WallURL: f.wall, Clock: clk, Logger: log},
+		car, find, payer, ln, ledgerAdapter{store}, display)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	log.Info("vehiclegw: running", "profile", binding.Profile.Name, "can", f.can, "node", ln.PubKey(), "network", ln.Network(), "ledger", f.db)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		tx.Run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		var fr canbus.Frame
+		for {
+			if err := bus.Receive(ctx, &fr); err != nil {
+				if ctx.Err() == nil {
+					log.Error("vehicle bus", "err", err)
+				}
+				cancel()
+				return
+			}
+			car.update(&fr)
+		}
+	}()
+	err = loop.Run(ctx)
+	cancel()
+	wg.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// findWall is the static address, or SDP on the PLC interface.
+func findWall(ctx context.Context, f *runFlags, log *slog.Logger) (*url.URL, error) {
+	if f.wall != "" {
+		return url.Parse(f.wall)
+	}
+	res, err := sdp.Discover(ctx, sdp.Config{Iface: f.iface, Security: sdp.SecurityNone, Transport: sdp.TransportTCP, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("SDP on %s: %w", f.iface, err)
+	}
+	r := res.Response
+	if r.Transport != sdp.TransportTCP || r.Security != sdp.SecurityNone {
+		return nil, fmt.Errorf("the wall at %s offers security %s over %s; this gateway speaks plain HTTP over TCP",
+			r.Addr, sdp.SecurityName(r.Security), sdp.TransportName(r.Transport))
+	}
+	return &url.URL{Scheme: "http", Host: netip.AddrPortFrom(r.Addr, r.Port).String(), Path: "/"}, nil
+}
+
+// liveCar feeds the tracker from the bus and answers the loop's questions.
+type liveCar struct {
+	mu      sync.Mutex
+	tracker *vehiclestate.Tracker
+}
+
+func (c *liveCar) update(f *canbus.Frame) {
+	c.mu.Lock()
+	c.tracker.Update(&f.Frame, f.Time)
+	c.mu.Unlock()
+}
+
+func (c *liveCar) Snapshot(now time.Time) vehiclestate.State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tracker.Snapshot(now)
+}
+
+// statusOut shows the status on the bus and prints each change.
+type statusOut struct {
+	tx   *status.Transmitter
+	w    io.Writer
+	json bool
+	mu   sync.Mutex
+	last status.Status
+	seen bool
+}
+
+func (s *statusOut) Set(st status.Status) {
+	s.tx.Set(st)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen && st == s.last {
+		return
+	}
+	s.last, s.seen = st, true
+	at := time.Now().Format(time.DateTime)
+	if s.json {
+		json.NewEncoder(s.w).Encode(map[string]any{"time": at, "state": st.State.String(), "error": st.Error.String(),
+			"credit_wh": st.CreditWh, "energy_bought_wh": st.EnergyBoughtWh, "sats_spent": st.SatsSpent, "balance_sat": st.BalanceSat})
+		return
+	}
+	fmt.Fprintf(s.w, "%s  %-12s error %-18s credit %6d Wh  bought %6d Wh  spent %8d sat  balance %9d sat\n",
+		at, st.State, st.Error, st.CreditWh, st.EnergyBoughtWh, st.SatsSpent, st.BalanceSat)
+}
+
+// wallAdapter is the wall as the loop sees it.
+type wallAdapter struct {
+	c     *wallclient.Client
+	mu    sync.Mutex
+	offer wallclient.Offer
+}
+
+func (w *wallAdapter) Offer(ctx context.Context) (payloop.Offer, error) {
+	o, err := w.c.Offer(ctx)
+	if err != nil {
+		return payloop.Offer{}, err
+	}
+	w.mu.Lock()
+	w.offer = o
+	w.mu.Unlock()
+	return payloop.Offer{Terms: o.Terms, Metadata: o.Metadata}, nil
+}
+
+// Invoice fetches the offer afresh, because the amounts the wall takes
+// change once the first payment is in (LUD-06's minSendable), then asks
+// for the invoice. An offer on other terms than the accepted one is the
+// wall changing its word mid-session.
+func (w *wallAdapter) Invoice(ctx context.Context, amt int64) (string, error) {
+	w.mu.Lock()
+	accepted := w.offer
+	w.mu.Unlock()
+	o, err := w.c.Offer(ctx)
+	if err != nil {
+		return "", err
+	}
+	if o.Metadata != accepted.Metadata {
+		return "", fmt.Errorf("%w: the wall's offer for session %s now reads %q", payloop.ErrTermsChanged,
+			accepted.Terms.SessionID, clipText(o.Metadata, 200))
+	}
+	return w.c.Invoice(ctx, o, amt)
+}
+
+func clipText(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+func (w *wallAdapter) Follow(ctx context.Context) <-chan payloop.WallStatus {
+	in := w.c.Follow(ctx)
+	out := make(chan payloop.WallStatus, 1)
+	go func() {
+		defer close(out)
+		for st := range in {
+			ps := payloop.WallStatus{Session: wallSession(st.Session)}
+			if st.Last != nil {
+				ps.Ended, ps.EndedReason = wallSession(st.Last), st.Last.EndReason
+			}
+			select { // the newest replaces an unread one
+			case <-out:
+			default:
+			}
+			out <- ps
+		}
+	}()
+	return out
+}
+
+func wallSession(s *wallclient.WallSession) *payloop.WallSession {
+	if s == nil {
+		return nil
+	}
+	return &payloop.WallSession{ID: s.ID, State: s.State, PriceMsatPerWh: s.PriceMsatPerWh, DeliveredMWh: s.DeliveredMWh, PowerW: s.PowerW}
+}
+
+// ledgerAdapter records the loop's session in the car's SQLite ledger.
+type ledgerAdapter struct{ s *carstore.Store }
+
+func (a ledgerAdapter) OpenSession(ctx context.Context, s payloop.LedgerSession) error {
+	return a.s.OpenSession(ctx, carstore.SessionOpen{Offer: s.Offer, WallURL: s.WallURL, Metadata: s.Metadata,
+		StartedAt: s.StartedAt, SoCPermille: s.SoCPermille})
+}
+
+func (a ledgerAdapter) AddInvoice(ctx context.Context, sessionID string, hash [32]byte, amt int64, bolt11 string, at time.Time) error {
+	return a.s.AddInvoice(ctx, carstore.Invoice{PaymentHash: hex.EncodeToString(hash[:]), SessionID: sessionID,
+		AmountMsat: amt, Bolt11: bolt11, RequestedAt: at})
+}
+
+func (a ledgerAdapter) RecordPayment(ctx context.Context, _ string, r lndclient.PaymentResult, at time.Time) error {
+	o := carstore.PaymentOutcome{PaymentHash: hex.EncodeToString(r.PaymentHash[:]), At: at}
+	switch r.Status {
+	case lndclient.Succeeded:
+		o.Status, o.PaidMsat, o.FeeMsat, o.PreimageHex = carstore.StatusSucceeded, r.AmountMsat, r.FeeMsat, hex.EncodeToString(r.Preimage[:])
+	case lndclient.Failed:
+		o.Status, o.FailureReason = carstore.StatusFailed, r.FailureReason.String()
+	default:
+		o.Status = carstore.StatusInFlight
+	}
+	return a.s.RecordPayment(ctx, o)
+}
+
+func (a ledgerAdapter) RecordRefusal(ctx context.Context, sessionID, hash, reason, detail string, at time.Time) error {
+	return a.s.RecordRefusal(ctx, carstore.Refusal{SessionID: sessionID, At: at, PaymentHash: hash, Reason: reason, Detail: detail})
+}
+
+func (a ledgerAdapter) RecordMeter(ctx context.Context, sessionID string, at time.Time, wallMWh, carMWh int64) error {
+	return a.s.RecordMeter(ctx, carstore.MeterSample{SessionID: sessionID, At: at, DeliveredMWh: wallMWh, MeasuredMWh: carMWh})
+}
+
+func (a ledgerAdapter) EndSession(ctx context.Context, id string, at time.Time, reason string, wallMWh, carMWh, soc int64) error {
+	return a.s.EndSession(ctx, carstore.SessionEnd{ID: id, At: at, Reason: reason, SoCPermille: soc, DeliveredMWh: wallMWh, MeasuredMWh: carMWh})
+}
+
+func (a ledgerAdapter) PaidSince(ctx context.Context, t time.Time) (int64, error) {
+	return a.s.PaidSince(ctx, t)
+}
