@@ -127,6 +127,8 @@ type fakeNode struct {
 	mu        sync.Mutex
 	paid      []int64
 	spendable int64
+	down      bool
+	asked     int
 }
 
 func (n *fakeNode) Pay(_ context.Context, bolt11 string, opts lndclient.PayOptions) (lndclient.PaymentResult, error) {
@@ -143,7 +145,17 @@ func (n *fakeNode) Pay(_ context.Context, bolt11 string, opts lndclient.PayOptio
 func (n *fakeNode) SpendableMsat(context.Context) (int64, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.asked++
+	if n.down {
+		return 0, fmt.Errorf("lnd: connection refused")
+	}
 	return n.spendable, nil
+}
+
+func (n *fakeNode) setDown(down bool) {
+	n.mu.Lock()
+	n.down, n.asked = down, 0
+	n.mu.Unlock()
 }
 
 func (n *fakeNode) payments() []int64 {
@@ -416,5 +428,32 @@ func TestLowBalanceShowsAndResumes(t *testing.T) {
 		t.Fatalf("paid %d times on 2,000 msat", n)
 	}
 	r.node.setSpendable(1_000_000)
+	r.until("resumed", paidCount(2)(r))
+}
+
+// An unreachable node is reported and asked again with a growing backoff,
+// and the car resumes by itself when it answers.
+func TestNodeUnreachableBacksOffAndResumes(t *testing.T) {
+	r := newRig(t, 100, honest)
+	r.plug()
+	r.until("first payment", paidCount(1)(r))
+	r.node.setDown(true)
+	r.deliver(70_000, 66_000)
+	r.until("node unreachable shown", func() bool { return r.shown.last().Error == status.NodeUnreachable })
+	for range 120 { // two minutes of the loop's time
+		r.clk.Advance(time.Second)
+		time.Sleep(time.Millisecond)
+	}
+	r.node.mu.Lock()
+	asked := r.node.asked
+	r.node.mu.Unlock()
+	// 1+2+4+8+16+30+30+30 s: about 8 tries in two minutes, not 120.
+	if asked > 12 {
+		t.Errorf("asked the unreachable node %d times in two minutes", asked)
+	}
+	if n := len(r.node.payments()); n != 1 {
+		t.Fatalf("paid %d times while the node was unreachable", n)
+	}
+	r.node.setDown(false)
 	r.until("resumed", paidCount(2)(r))
 }

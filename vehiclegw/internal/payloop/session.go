@@ -41,6 +41,7 @@ type session struct {
 	stopCode   status.Code
 	stopState  status.State
 	lastSpend  time.Time
+	spendRetry time.Duration // backoff while the node does not answer
 	spendable  int64
 	spendKnown bool
 	balanceSat int64
@@ -264,20 +265,26 @@ func (s *session) step(ctx context.Context, snap vehiclestate.State) {
 // paidMWh is the energy the car's payments buy at the session price.
 func (s *session) paidMWh() int64 { return s.paidMsat * 1000 / s.offer.Terms.PriceMsatPerWh }
 
-// refreshSpend reads the node's spendable balance every few ticks.
+// refreshSpend reads the node's spendable balance every few ticks, and
+// with a growing backoff (up to RetryMax) while the node does not answer.
 func (s *session) refreshSpend(ctx context.Context) {
 	now := s.l.clk.Now()
-	if s.spendKnown && now.Sub(s.lastSpend) < 5*s.l.cfg.Tick {
+	wait := 5 * s.l.cfg.Tick
+	if !s.spendKnown {
+		wait = s.spendRetry
+	}
+	if !s.lastSpend.IsZero() && now.Sub(s.lastSpend) < wait {
 		return
 	}
 	s.lastSpend = now
 	v, err := s.l.node.SpendableMsat(ctx)
 	if err != nil {
 		s.spendKnown = false
-		s.l.log.Warn("payloop: the owner's node does not answer", "err", err)
+		s.spendRetry = min(max(2*s.spendRetry, s.l.cfg.Tick), s.l.cfg.RetryMax)
+		s.l.log.Warn("payloop: the owner's node does not answer", "err", err, "retry_in", s.spendRetry)
 		return
 	}
-	s.spendable, s.spendKnown, s.balanceSat = v, true, v/1000
+	s.spendable, s.spendKnown, s.balanceSat, s.spendRetry = v, true, v/1000, 0
 }
 
 // pay asks the wall for an invoice and pays it if every check passes.
@@ -336,7 +343,7 @@ func (s *session) pay(ctx context.Context, amt int64) {
 		s.payments++
 		s.spentMsat += res.AmountMsat + res.FeeMsat
 		s.boughtMWh = s.paidMWh()
-		s.spendKnown = false // re-read before the next payment
+		s.lastSpend = time.Time{} // re-read before the next payment
 		l.log.Info("payloop: paid", "session", s.id, "amount_msat", res.AmountMsat, "fee_msat", res.FeeMsat,
 			"hash", hexHash(res.PaymentHash))
 		s.show()
