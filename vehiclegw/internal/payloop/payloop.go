@@ -80,9 +80,11 @@ type Payer interface {
 	Pay(ctx context.Context, bolt11 string, exp invoicecheck.Expect) (lndclient.PaymentResult, error)
 }
 
-// Node is the owner's lnd node, for its spendable balance.
+// Node is the owner's lnd node: its spendable balance, and the outcome of
+// a payment that was still in flight (lndclient.Client.Track).
 type Node interface {
 	SpendableMsat(ctx context.Context) (int64, error)
+	Track(ctx context.Context, hash [32]byte) (lndclient.PaymentResult, error)
 }
 
 // Display shows the gateway's status on the vehicle bus (status.Transmitter).

@@ -12,6 +12,7 @@ import (
 	"satwatt/internal/buypolicy"
 	"satwatt/internal/carpay"
 	"satwatt/internal/clock"
+	"satwatt/internal/invoicecheck"
 	"satwatt/internal/invoicecheck/invoicetest"
 	"satwatt/internal/lndclient"
 	"satwatt/internal/offer"
@@ -129,6 +130,10 @@ type fakeNode struct {
 	spendable int64
 	down      bool
 	asked     int
+	stall     bool                                 // Pay leaves payments in flight
+	inflight  map[[32]byte]int64                   // stalled payments
+	tracked   map[[32]byte]lndclient.PaymentStatus // how Track says they ended
+	done      chan struct{}                        // closed by finish
 }
 
 func (n *fakeNode) Pay(_ context.Context, bolt11 string, opts lndclient.PayOptions) (lndclient.PaymentResult, error) {
@@ -137,9 +142,69 @@ func (n *fakeNode) Pay(_ context.Context, bolt11 string, opts lndclient.PayOptio
 	if opts.AmountMsat > n.spendable {
 		return lndclient.PaymentResult{Status: lndclient.Failed, FailureReason: lndclient.ReasonInsufficientBalance}, nil
 	}
+	if n.stall {
+		inv, err := invoicecheck.Decode(bolt11, "regtest")
+		if err != nil {
+			return lndclient.PaymentResult{}, err
+		}
+		if n.inflight == nil {
+			n.inflight = map[[32]byte]int64{}
+		}
+		n.inflight[inv.PaymentHash] = opts.AmountMsat
+		return lndclient.PaymentResult{Status: lndclient.InFlight, PaymentHash: inv.PaymentHash}, nil
+	}
 	n.paid = append(n.paid, opts.AmountMsat)
 	n.spendable -= opts.AmountMsat
 	return lndclient.PaymentResult{Status: lndclient.Succeeded, AmountMsat: opts.AmountMsat}, nil
+}
+
+// Track waits, as lnd's TrackPaymentV2 does, until the payment ends
+// (finish) or ctx does.
+func (n *fakeNode) Track(ctx context.Context, hash [32]byte) (lndclient.PaymentResult, error) {
+	n.mu.Lock()
+	if n.done == nil {
+		n.done = make(chan struct{})
+	}
+	done, final := n.done, n.tracked != nil
+	n.mu.Unlock()
+	if !final {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return lndclient.PaymentResult{PaymentHash: hash, Status: lndclient.InFlight}, nil
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	amt, ok := n.inflight[hash]
+	if !ok {
+		return lndclient.PaymentResult{}, lndclient.ErrPaymentNotFound
+	}
+	st := n.tracked[hash]
+	res := lndclient.PaymentResult{PaymentHash: hash, Status: st}
+	if st == lndclient.Succeeded {
+		res.AmountMsat = amt
+	}
+	return res, nil
+}
+
+// finish makes every stalled payment end with st.
+func (n *fakeNode) finish(st lndclient.PaymentStatus) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.tracked == nil {
+		n.tracked = map[[32]byte]lndclient.PaymentStatus{}
+	}
+	if n.done == nil {
+		n.done = make(chan struct{})
+	}
+	defer close(n.done)
+	for h, amt := range n.inflight {
+		n.tracked[h] = st
+		if st == lndclient.Succeeded {
+			n.paid = append(n.paid, amt)
+		}
+	}
 }
 
 func (n *fakeNode) SpendableMsat(context.Context) (int64, error) {
@@ -456,4 +521,37 @@ func TestNodeUnreachableBacksOffAndResumes(t *testing.T) {
 	}
 	r.node.setDown(false)
 	r.until("resumed", paidCount(2)(r))
+}
+
+// A payment left in flight is not paid again; at unplug it is followed to
+// its end and recorded as it really ended.
+func TestPaymentInFlightAtUnplugIsFollowed(t *testing.T) {
+	r := newRig(t, 100, honest)
+	r.node.mu.Lock()
+	r.node.stall = true
+	r.node.mu.Unlock()
+	r.plug()
+	r.until("the payment is in flight", func() bool {
+		r.ledger.mu.Lock()
+		defer r.ledger.mu.Unlock()
+		return len(r.ledger.payments) == 1 && r.ledger.payments[0].Status == lndclient.InFlight
+	})
+	for range 20 {
+		r.clk.Advance(time.Second)
+		time.Sleep(time.Millisecond)
+	}
+	if r.ledger.invoices != 1 {
+		t.Fatalf("asked for %d invoices with a payment in flight, want 1", r.ledger.invoices)
+	}
+	r.car.set(func(st *vehiclestate.State, _ *float64) { st.Cable = vehiclestate.Disconnected })
+	r.node.finish(lndclient.Succeeded)
+	r.until("recorded as it ended", func() bool {
+		r.ledger.mu.Lock()
+		defer r.ledger.mu.Unlock()
+		n := len(r.ledger.payments)
+		return n >= 2 && r.ledger.payments[n-1].Status == lndclient.Succeeded && len(r.ledger.ended) == 1
+	})
+	if got := r.ledger.paidTotal; got != 10_000 {
+		t.Errorf("ledger paid %d msat, want the 10000 that went through", got)
+	}
 }

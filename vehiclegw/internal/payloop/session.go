@@ -37,7 +37,8 @@ type session struct {
 	payments   int
 	wallMWh    int64
 	powerW     int64
-	stopped    bool // the car buys nothing more (target, budget, mismatch, hostile wall)
+	pending    map[[32]byte]int64 // payments in flight: hash -> msat, counted in paidMsat
+	stopped    bool               // the car buys nothing more (target, budget, mismatch, hostile wall)
 	stopCode   status.Code
 	stopState  status.State
 	lastSpend  time.Time
@@ -72,7 +73,8 @@ func (l *Loop) session(ctx context.Context) {
 	}
 	now := l.clk.Now()
 	snap := l.vehicle.Snapshot(now)
-	s := &session{l: l, wall: wall, offer: o, id: o.Terms.SessionID, startMWh: snap.ChargedEnergyMWh, balanceSat: l.shown.BalanceSat}
+	s := &session{l: l, wall: wall, offer: o, id: o.Terms.SessionID, startMWh: snap.ChargedEnergyMWh, balanceSat: l.shown.BalanceSat,
+		pending: map[[32]byte]int64{}}
 	if err := l.ledger.OpenSession(ctx, LedgerSession{ID: s.id, WallURL: l.cfg.WallURL, Offer: o.Terms, Metadata: o.Metadata,
 		StartedAt: now, SoCPermille: socPermille(snap)}); err != nil {
 		// Without a ledger row nothing may be paid: the record comes first.
@@ -91,6 +93,9 @@ func (l *Loop) session(ctx context.Context) {
 			"plan_wh", v.Plan.EnergyWh, "plan_msat", v.Plan.CostMsat, "bound", v.Plan.Bound)
 	}
 	reason := s.run(ctx)
+	// A payment still in flight is followed to its end and recorded as it
+	// really ended, unplugged or not.
+	s.settlePending(context.WithoutCancel(ctx), 2*time.Minute)
 	end := l.clk.Now()
 	snap = l.vehicle.Snapshot(end)
 	if err := l.ledger.EndSession(context.WithoutCancel(ctx), s.id, end, reason, s.wallMWh, s.carMWh(snap), socPermille(snap)); err != nil {
@@ -217,6 +222,12 @@ func (s *session) step(ctx context.Context, snap vehiclestate.State) {
 		return
 	}
 	s.refreshSpend(ctx)
+	s.settlePending(ctx, time.Second)
+	if len(s.pending) > 0 {
+		// Never pay on top of a payment whose outcome is not known.
+		s.show()
+		return
+	}
 	l := s.l
 	now := l.clk.Now()
 	day, err := l.ledger.PaidSince(ctx, startOfDay(now))
@@ -335,9 +346,16 @@ func (s *session) pay(ctx context.Context, amt int64) {
 	if res.PaymentHash == ([32]byte{}) {
 		res.PaymentHash = inv.PaymentHash
 	}
+	s.outcome(ctx, res, amt)
+}
+
+// outcome records a payment's result and counts it.
+func (s *session) outcome(ctx context.Context, res lndclient.PaymentResult, amt int64) {
+	l := s.l
 	if rerr := l.ledger.RecordPayment(context.WithoutCancel(ctx), s.id, res, l.clk.Now()); rerr != nil {
 		l.log.Error("payloop: record the payment", "session", s.id, "hash", hexHash(res.PaymentHash), "err", rerr)
 	}
+	delete(s.pending, res.PaymentHash)
 	switch res.Status {
 	case lndclient.Succeeded:
 		s.payments++
@@ -357,9 +375,30 @@ func (s *session) pay(ctx context.Context, amt int64) {
 		}
 		l.show(st)
 	default:
+		s.pending[res.PaymentHash] = amt
 		st := l.shown
 		st.Error = status.PaymentFailed
 		l.show(st)
+	}
+}
+
+// settlePending asks the node how each payment in flight ended, waiting up
+// to wait for each.
+func (s *session) settlePending(ctx context.Context, wait time.Duration) {
+	for hash, amt := range s.pending {
+		tctx, cancel := context.WithTimeout(ctx, wait)
+		res, err := s.l.node.Track(tctx, hash)
+		cancel()
+		switch {
+		case errors.Is(err, lndclient.ErrPaymentNotFound):
+			// The node never sent it.
+			s.outcome(ctx, lndclient.PaymentResult{PaymentHash: hash, Status: lndclient.Failed}, amt)
+		case err != nil:
+			s.l.log.Warn("payloop: payment still unknown", "session", s.id, "hash", hexHash(hash), "err", err)
+		case res.Status != lndclient.InFlight:
+			res.PaymentHash = hash
+			s.outcome(ctx, res, amt)
+		}
 	}
 }
 
