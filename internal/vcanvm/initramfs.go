@@ -164,6 +164,12 @@ func (im *image) writeGzip(dst string) error {
 // library ldd names (the loader included) to the same paths in the guest.
 func (im *image) addDynamic(prog string) error {
 	im.addHost(prog, prog, 0o755)
+	return im.addLibs(prog)
+}
+
+// addLibs copies the shared libraries a host program needs (none for a
+// static one) to the same paths in the guest.
+func (im *image) addLibs(prog string) error {
 	out, err := exec.Command("ldd", prog).CombinedOutput()
 	if err != nil {
 		if strings.Contains(string(out), "not a dynamic executable") {

@@ -66,7 +66,8 @@ type Config struct {
 	Busybox string
 }
 
-// TestBinary is a statically linked test binary (CGO_ENABLED=0 go test -c).
+// TestBinary is a test binary (go test -c); the shared libraries it needs
+// are copied into the guest with it.
 type TestBinary struct {
 	// Name labels the binary in markers and results: letters, digits,
 	// '.', '_' and '-'.
@@ -350,6 +351,10 @@ func (c Config) image(bins []TestBinary) (*image, error) {
 	for _, b := range bins {
 		dir := path.Join(guestTests, b.Name)
 		im.addHost(path.Join(dir, b.Name+".test"), b.Path, 0o755)
+		// Packages that use cgo (SQLite) link against the host's libc.
+		if err := im.addLibs(b.Path); err != nil {
+			return nil, err
+		}
 		if b.Dir == "" {
 			continue
 		}
