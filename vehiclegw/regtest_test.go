@@ -111,32 +111,90 @@ func httpDo(t *testing.T, method, url, token string) []byte {
 	return b
 }
 
-// lastStatus is the newest JSON status line vehiclegw run printed.
-func lastStatus(t *testing.T, p *proc) map[string]any {
+// statusLines are the JSON status lines vehiclegw run --json printed so far.
+func statusLines(t *testing.T, p *proc) []map[string]any {
 	t.Helper()
 	f, err := os.Open(p.out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var last map[string]any
+	var lines []map[string]any
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		var m map[string]any
 		if json.Unmarshal(sc.Bytes(), &m) == nil && m["state"] != nil {
-			last = m
+			lines = append(lines, m)
 		}
 	}
-	return last
+	return lines
+}
+
+// lastStatus is the newest JSON status line vehiclegw run printed.
+func lastStatus(t *testing.T, p *proc) map[string]any {
+	t.Helper()
+	lines := statusLines(t, p)
+	if len(lines) == 0 {
+		return nil
+	}
+	return lines[len(lines)-1]
+}
+
+// waitHTTPOK waits until GET url answers 200.
+func waitHTTPOK(t *testing.T, what, url string, limit time.Duration) {
+	t.Helper()
+	waitUntil(t, what, limit, func() bool {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == 200
+	})
+}
+
+// startSimcar runs the simulated car (a 2 kWh pack at 70 %, an 18 kW
+// charger) on its own socketcand bus, with its control API, and returns
+// both addresses once the control API answers.
+func startSimcar(t *testing.T, vgw string) (busAddr, ctlAddr string) {
+	t.Helper()
+	busAddr, ctlAddr = loopbackAddr(t), loopbackAddr(t)
+	startProc(t, []string{"SATWATT_SIMCAR_TOKEN=" + regtestSimcarToken}, vgw, "simcar",
+		"--serve", busAddr, "--bus", "sim0", "--control", ctlAddr,
+		"--capacity-kwh", "2", "--soc", "70", "--target", "100", "--charger-kw", "18")
+	waitHTTPOK(t, "simulated car up", "http://"+ctlAddr+"/state", 30*time.Second)
+	return busAddr, ctlAddr
+}
+
+// sessionShow prints one session's receipt from a ledger (vehiclegw or
+// wallctl session show), as JSON or as text.
+func sessionShow(t *testing.T, bin, db, id string, asJSON bool) []byte {
+	t.Helper()
+	args := []string{"session", "show", id, "--db", db}
+	if asJSON {
+		args = append(args, "--json")
+	}
+	out, err := exec.Command(bin, args...).Output()
+	if err != nil {
+		t.Fatalf("%s session show: %v", filepath.Base(bin), err)
+	}
+	return out
 }
 
 func waitUntil(t *testing.T, what string, limit time.Duration, cond func() bool) {
 	t.Helper()
+	if !pollUntil(limit, cond) {
+		t.Fatalf("%s: not within %s", what, limit)
+	}
+}
+
+// pollUntil polls cond until it holds (true) or limit passes (false).
+func pollUntil(limit time.Duration, cond func() bool) bool {
 	for deadline := time.Now().Add(limit); !cond(); time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, limit)
+			return false
 		}
 	}
+	return true
 }
 
 // TestRegtestChargingSession runs the whole product on loopback: the
@@ -157,28 +215,13 @@ func TestRegtestChargingSession(t *testing.T) {
 	carDB, wallDB := filepath.Join(dir, "car.db"), filepath.Join(dir, "wall.db")
 
 	// The simulated car: a 2 kWh pack at 70 %, an 18 kW charger.
-	busAddr, ctlAddr, wallAddr := loopbackAddr(t), loopbackAddr(t), loopbackAddr(t)
-	startProc(t, []string{"SATWATT_SIMCAR_TOKEN=" + regtestSimcarToken}, vgw, "simcar",
-		"--serve", busAddr, "--bus", "sim0", "--control", ctlAddr,
-		"--capacity-kwh", "2", "--soc", "70", "--target", "100", "--charger-kw", "18")
-	waitUntil(t, "simulated car up", 30*time.Second, func() bool {
-		resp, err := http.Get("http://" + ctlAddr + "/state")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil && resp.StatusCode == 200
-	})
+	busAddr, ctlAddr := startSimcar(t, vgw)
+	wallAddr := loopbackAddr(t)
 	wall := startProc(t, []string{"WALLCTL_TOKEN=" + regtestWallToken, "WALLCTL_LNDCONNECT=" + wallURI,
 		"SATWATT_SIMCAR_TOKEN=" + regtestSimcarToken}, wctl, "serve",
 		"--listen", wallAddr, "--db", wallDB, "--evse", "sim", "--sim-car", "http://"+ctlAddr,
 		"--max-current", "80", "--price", "100", "--increment-wh", "20", "--first-multiple", "2", "--grace-wh", "5")
-	waitUntil(t, "wall healthy", 60*time.Second, func() bool {
-		resp, err := http.Get("http://" + wallAddr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil && resp.StatusCode == 200
-	})
+	waitHTTPOK(t, "wall healthy", "http://"+wallAddr+"/healthz", 60*time.Second)
 	car := startProc(t, []string{"VEHICLEGW_LNDCONNECT=" + carURI}, vgw, "run",
 		"--can", "socketcand://"+busAddr+"/sim0", "--wall", "http://"+wallAddr+"/", "--db", carDB,
 		"--target", "80", "--max-price", "200", "--max-payment", "100", "--json", "--log-level", "debug")
@@ -206,7 +249,9 @@ func TestRegtestChargingSession(t *testing.T) {
 		json.Unmarshal(httpDo(t, "GET", "http://"+wallAddr+"/api/status", ""), &st)
 		return st.Connector == "idle" && st.Last != nil
 	})
-	time.Sleep(2 * time.Second) // the car sees the unplug on its next tick
+	waitUntil(t, "the car sees the unplug and ends its session", 30*time.Second, func() bool {
+		return lastStatus(t, car)["state"] == "IDLE"
+	})
 	car.stop()
 	wall.stop()
 
@@ -253,14 +298,7 @@ func TestRegtestChargingSession(t *testing.T) {
 		} `json:"payments"`
 	}
 	show := func(bin, db string, asJSON bool) ([]byte, receipt) {
-		args := []string{"session", "show", id, "--db", db}
-		if asJSON {
-			args = append(args, "--json")
-		}
-		out, err := exec.Command(bin, args...).Output()
-		if err != nil {
-			t.Fatalf("%s session show: %v", filepath.Base(bin), err)
-		}
+		out := sessionShow(t, bin, db, id, asJSON)
 		var r receipt
 		if asJSON {
 			json.Unmarshal(out, &r)
