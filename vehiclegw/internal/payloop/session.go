@@ -87,7 +87,7 @@ func (l *Loop) session(ctx context.Context) {
 	if !v.Accept {
 		l.log.Warn("payloop: offer refused", "session", s.id, "reason", v.Reason, "detail", v.Detail)
 		l.ledger.RecordRefusal(ctx, s.id, "", v.Reason.String(), v.Detail, now)
-		s.stop(codeOf(v.Reason), v.Detail)
+		s.halt(codeOf(v.Reason), v.Detail)
 	} else {
 		l.log.Info("payloop: offer accepted", "session", s.id, "price_msat_per_wh", o.Terms.PriceMsatPerWh,
 			"plan_wh", v.Plan.EnergyWh, "plan_msat", v.Plan.CostMsat, "bound", v.Plan.Bound)
@@ -180,13 +180,22 @@ func (s *session) meterOK(snap vehiclestate.State) (bool, string) {
 	return true, ""
 }
 
+// stop records why the car buys nothing more in this session, and halts.
 func (s *session) stop(code status.Code, why string) {
+	if !s.stopped && code != status.NoError {
+		s.l.ledger.RecordRefusal(context.Background(), s.id, "", code.String(), why, s.l.clk.Now())
+	}
+	s.halt(code, why)
+}
+
+// halt stops the buying without a ledger row, for a refusal already
+// recorded with its reason.
+func (s *session) halt(code status.Code, why string) {
 	if !s.stopped {
 		if code == status.NoError {
 			s.l.log.Info("payloop: bought enough this session", "session", s.id, "why", why)
 		} else {
 			s.l.log.Warn("payloop: buying nothing more this session", "session", s.id, "code", code, "why", why)
-			s.l.ledger.RecordRefusal(context.Background(), s.id, "", code.String(), why, s.l.clk.Now())
 		}
 	}
 	s.stopped, s.stopCode = true, code
@@ -335,7 +344,7 @@ func (s *session) pay(ctx context.Context, amt int64) {
 	case errors.As(err, &refusal):
 		s.paidMsat -= amt
 		l.ledger.RecordRefusal(ctx, s.id, hexHash(inv.PaymentHash), refusal.Reason.String(), refusal.Detail, l.clk.Now())
-		s.stop(status.InvoiceRejected, refusal.Error())
+		s.halt(status.InvoiceRejected, refusal.Error())
 		return
 	case err != nil:
 		// The outcome is unknown: keep it counted as in flight, so it is
