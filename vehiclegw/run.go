@@ -268,30 +268,13 @@ func (w *wallAdapter) Offer(ctx context.Context) (payloop.Offer, error) {
 	return payloop.Offer{Terms: o.Terms, Metadata: o.Metadata}, nil
 }
 
-// Invoice fetches the offer afresh, because the amounts the wall takes
-// change once the first payment is in (LUD-06's minSendable), then asks
-// for the invoice. An offer on other terms than the accepted one is the
-// wall changing its word mid-session.
+// Invoice asks under the offer fetched last (the loop refetches it and
+// checks its terms before each invoice).
 func (w *wallAdapter) Invoice(ctx context.Context, amt int64) (string, error) {
 	w.mu.Lock()
-	accepted := w.offer
+	o := w.offer
 	w.mu.Unlock()
-	o, err := w.c.Offer(ctx)
-	if err != nil {
-		return "", err
-	}
-	if o.Metadata != accepted.Metadata {
-		return "", fmt.Errorf("%w: the wall's offer for session %s now reads %q", payloop.ErrTermsChanged,
-			accepted.Terms.SessionID, clipText(o.Metadata, 200))
-	}
 	return w.c.Invoice(ctx, o, amt)
-}
-
-func clipText(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
 }
 
 func (w *wallAdapter) Follow(ctx context.Context) <-chan payloop.WallStatus {

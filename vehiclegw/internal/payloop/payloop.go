@@ -59,12 +59,11 @@ type WallStatus struct {
 	EndedReason string
 }
 
-// ErrTermsChanged is what a Wall returns when the wall's offer no longer
-// reads as the one accepted: the car buys nothing more in that session.
-var ErrTermsChanged = errors.New("the wall changed its offer mid-session")
-
 // Wall is the wall controller found for this session.
 type Wall interface {
+	// Offer fetches the wall's offer; the loop fetches it afresh before
+	// each invoice (the amounts the wall takes change after the first
+	// payment) and Invoice asks under the offer fetched last.
 	Offer(ctx context.Context) (Offer, error)
 	Invoice(ctx context.Context, amountMsat int64) (bolt11 string, err error)
 	// Follow delivers the wall's status as it changes (the newest one

@@ -90,7 +90,21 @@ func newFakeWall(t *testing.T, price int64) *fakeWall {
 }
 
 func (w *fakeWall) Offer(context.Context) (Offer, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	return Offer{Terms: w.terms, Metadata: w.metadata}, nil
+}
+
+// reprice makes the wall's offer read another price from now on.
+func (w *fakeWall) reprice(t *testing.T, price int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.terms.PriceMsatPerWh = price
+	md, err := offer.Metadata(w.terms, "test session")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.metadata = md
 }
 
 func (w *fakeWall) Invoice(_ context.Context, amt int64) (string, error) {
@@ -449,6 +463,11 @@ func TestRefusals(t *testing.T) {
 			r.until("first payment", paidCount(1)(r))
 			r.wall.report(WallStatus{Session: &WallSession{ID: "sess-1", PriceMsatPerWh: 120, DeliveredMWh: 70_000, PowerW: 7_000}})
 			r.car.set(func(st *vehiclestate.State, _ *float64) { st.ChargedEnergyMWh = 66_000 })
+		}, status.WallError, 1},
+		{"offer repriced mid-session", 100, honest, func(r *rig) {
+			r.until("first payment", paidCount(1)(r))
+			r.wall.reprice(r.t, 120)
+			r.deliver(70_000, 66_000) // the next payment falls due
 		}, status.WallError, 1},
 		{"wall meter ahead of the car's", 100, honest, func(r *rig) {
 			r.until("first payment", paidCount(1)(r))

@@ -312,10 +312,16 @@ func (s *session) refreshSpend(ctx context.Context) {
 // car is unplugged is still followed to its end and recorded as it ended.
 func (s *session) pay(ctx context.Context, amt int64) {
 	l := s.l
-	bolt11, err := s.wall.Invoice(ctx, amt)
-	if errors.Is(err, ErrTermsChanged) {
-		s.stop(status.WallError, err.Error())
+	// The offer afresh: its terms must read exactly as the accepted ones.
+	o, err := s.wall.Offer(ctx)
+	if err == nil && o.Metadata != s.offer.Metadata {
+		s.stop(status.WallError, fmt.Sprintf("the wall changed its offer mid-session: session %s now reads %q",
+			s.id, clip(o.Metadata, 200)))
 		return
+	}
+	var bolt11 string
+	if err == nil {
+		bolt11, err = s.wall.Invoice(ctx, amt)
 	}
 	if err != nil {
 		l.log.Warn("payloop: the wall gave no invoice", "session", s.id, "amount_msat", amt, "err", err)
@@ -452,4 +458,11 @@ func socPermille(s vehiclestate.State) int64 {
 func startOfDay(t time.Time) time.Time {
 	y, m, d := t.Local().Date()
 	return time.Date(y, m, d, 0, 0, 0, 0, time.Local)
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
 }
