@@ -49,10 +49,10 @@ const SoCUnknown = -1
 // Errors callers can test with errors.Is. Every error the store returns
 // wraps one of these or a database error, and says what failed.
 var (
-	ErrNotFound     = errors.New("not found")
+	ErrNotFound     = sqlitedb.ErrNotFound
 	ErrExists       = errors.New("already exists with other values")
 	ErrInvalid      = sqlitedb.ErrInvalid
-	ErrSessionEnded = errors.New("session has ended")
+	ErrSessionEnded = sqlitedb.ErrSessionEnded
 	// ErrConflict: a payment outcome contradicts the recorded one (a
 	// failure after a success, or another amount, fee or preimage); the
 	// recorded success stands.

@@ -223,27 +223,12 @@ func (s *Store) RecordMeter(ctx context.Context, m MeterSample) error {
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			return s.whyNotOpen(ctx, tx, m.SessionID)
+			return sqlitedb.WhyNotOpen(ctx, tx, s.q["session_ended"], m.SessionID)
 		}
 		_, err = tx.ExecContext(ctx, s.q["meter_sample_insert"], sql.Named("session_id", m.SessionID), sql.Named("at", ms(m.At)),
 			sql.Named("delivered_mwh", m.DeliveredMWh), sql.Named("measured_mwh", m.MeasuredMWh))
 		return err
 	})
-}
-
-// whyNotOpen explains why a session could not be updated as running.
-func (s *Store) whyNotOpen(ctx context.Context, tx *sql.Tx, id string) error {
-	var ended bool
-	err := tx.QueryRowContext(ctx, s.q["session_ended"], sql.Named("id", id)).Scan(&ended)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return ErrNotFound
-	case err != nil:
-		return err
-	case ended:
-		return ErrSessionEnded
-	}
-	return errors.New("session is open but was not updated")
 }
 
 // EndSession ends a session with the final meter readings. Only the first
@@ -274,7 +259,7 @@ func (s *Store) EndSession(ctx context.Context, e SessionEnd) error {
 		} else if n == 1 {
 			return nil
 		}
-		if err := s.whyNotOpen(ctx, tx, e.ID); !errors.Is(err, ErrSessionEnded) {
+		if err := sqlitedb.WhyNotOpen(ctx, tx, s.q["session_ended"], e.ID); !errors.Is(err, ErrSessionEnded) {
 			return err
 		}
 		return nil
@@ -303,13 +288,9 @@ func (s *Store) AddInvoice(ctx context.Context, inv Invoice) error {
 		return fail(fmt.Errorf("%w: no request time", ErrInvalid))
 	}
 	return s.write(ctx, fail, func(tx *sql.Tx) error {
-		var ended bool
-		err := tx.QueryRowContext(ctx, s.q["session_ended"], sql.Named("id", inv.SessionID)).Scan(&ended)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("session: %w", ErrNotFound)
-		}
+		ended, err := sqlitedb.SessionEnded(ctx, tx, s.q["session_ended"], inv.SessionID)
 		if err != nil {
-			return err
+			return fmt.Errorf("session: %w", err)
 		}
 		got, found, err := s.getPayment(ctx, tx, hash)
 		if err != nil {

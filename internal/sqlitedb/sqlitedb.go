@@ -43,6 +43,10 @@ import (
 // Errors callers can test with errors.Is; the stores re-export them.
 var (
 	ErrInvalid = errors.New("invalid argument")
+	// ErrNotFound and ErrSessionEnded are the stores' answers about a
+	// session that is missing, or has ended, when a write needs it open.
+	ErrNotFound     = errors.New("not found")
+	ErrSessionEnded = errors.New("session has ended")
 	// ErrReadOnly: a write to a database opened with OpenReadOnly.
 	ErrReadOnly    = errors.New("store is open read-only")
 	ErrNotDatabase = errors.New("not a SQLite database")
@@ -585,4 +589,27 @@ func Short(hash string) string {
 		return `""`
 	}
 	return hash
+}
+
+// SessionEnded runs query (one row: whether session :id has ended) in tx;
+// a session that does not exist is ErrNotFound.
+func SessionEnded(ctx context.Context, tx *sql.Tx, query, id string) (bool, error) {
+	var ended bool
+	err := tx.QueryRowContext(ctx, query, sql.Named("id", id)).Scan(&ended)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, ErrNotFound
+	}
+	return ended, err
+}
+
+// WhyNotOpen explains why an update of a running session changed no row.
+func WhyNotOpen(ctx context.Context, tx *sql.Tx, query, id string) error {
+	ended, err := SessionEnded(ctx, tx, query, id)
+	switch {
+	case err != nil:
+		return err
+	case ended:
+		return ErrSessionEnded
+	}
+	return errors.New("session is open but was not updated")
 }

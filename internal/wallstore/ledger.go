@@ -13,6 +13,7 @@ import (
 	"github.com/mattn/go-sqlite3"
 
 	"satwatt/internal/offer"
+	"satwatt/internal/sqlitedb"
 )
 
 // SessionOpen is what the wall knows when a car plugs in.
@@ -193,28 +194,13 @@ func (s *Store) RecordProgress(ctx context.Context, sessionID string, at time.Ti
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			return whyNotOpen(ctx, tx, s.q["session_ended"], sessionID)
+			return sqlitedb.WhyNotOpen(ctx, tx, s.q["session_ended"], sessionID)
 		}
 		_, err = tx.ExecContext(ctx, s.q["meter_sample_insert"],
 			sql.Named("session_id", sessionID), sql.Named("at", ms(at)),
 			sql.Named("power_w", powerW), sql.Named("delivered_mwh", deliveredMWh))
 		return err
 	})
-}
-
-// whyNotOpen explains why a session could not be updated as running.
-func whyNotOpen(ctx context.Context, tx *sql.Tx, query, id string) error {
-	var ended bool
-	err := tx.QueryRowContext(ctx, query, sql.Named("id", id)).Scan(&ended)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return ErrNotFound
-	case err != nil:
-		return err
-	case ended:
-		return ErrSessionEnded
-	}
-	return errors.New("session is open but was not updated")
 }
 
 // EndSession ends a session. Only the first call counts; later ones, with
@@ -241,7 +227,7 @@ func (s *Store) EndSession(ctx context.Context, id string, at time.Time, reason 
 		} else if n == 1 {
 			return nil
 		}
-		if err := whyNotOpen(ctx, tx, s.q["session_ended"], id); !errors.Is(err, ErrSessionEnded) {
+		if err := sqlitedb.WhyNotOpen(ctx, tx, s.q["session_ended"], id); !errors.Is(err, ErrSessionEnded) {
 			return err
 		}
 		return nil
@@ -272,13 +258,9 @@ func (s *Store) AddInvoice(ctx context.Context, inv Invoice) error {
 		return fail(fmt.Errorf("%w: expiry %v is not after creation %v", ErrInvalid, inv.ExpiresAt, inv.CreatedAt))
 	}
 	return s.write(ctx, fail, func(tx *sql.Tx) error {
-		var ended bool
-		err := tx.QueryRowContext(ctx, s.q["session_ended"], sql.Named("id", inv.SessionID)).Scan(&ended)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("session: %w", ErrNotFound)
-		}
+		ended, err := sqlitedb.SessionEnded(ctx, tx, s.q["session_ended"], inv.SessionID)
 		if err != nil {
-			return err
+			return fmt.Errorf("session: %w", err)
 		}
 		got, found, err := s.getInvoice(ctx, tx, hash)
 		if err != nil {

@@ -68,10 +68,10 @@ const (
 // Errors callers can test with errors.Is. Every error the store returns
 // wraps one of these or a database error, and says what failed.
 var (
-	ErrNotFound     = errors.New("not found")
+	ErrNotFound     = sqlitedb.ErrNotFound
 	ErrExists       = errors.New("already exists with other values")
 	ErrInvalid      = sqlitedb.ErrInvalid
-	ErrSessionEnded = errors.New("session has ended")
+	ErrSessionEnded = sqlitedb.ErrSessionEnded
 	// ErrSettled: CloseInvoice found the invoice settled and left it so.
 	ErrSettled = errors.New("invoice is settled")
 	// ErrConflict: a second settlement of one invoice disagrees with the
