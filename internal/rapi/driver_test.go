@@ -601,9 +601,12 @@ func TestHeartbeatSupervision(t *testing.T) {
 		stopRun()
 		<-runDone
 	}()
+	// The firmware restores its capacity on the acknowledgement itself, so
+	// wait for the driver's own "$SC" too before ending Run.
 	advanceUntil(t, m, d, 100*time.Millisecond, "current restored", func() bool {
 		s := sim.State()
-		return s.HeartbeatTrigger == 1 && s.CurrentCapacityA == 32
+		return s.HeartbeatTrigger == 1 && s.CurrentCapacityA == 32 &&
+			containsInOrder(commands(t, sim), []string{"$SY", "$SY 165", "$SC 32 V"})
 	})
 	if !containsInOrder(commands(t, sim), []string{"$SY", "$SY 165", "$SC 32 V"}) {
 		t.Errorf("no acknowledgement sequence in %q", commands(t, sim))
