@@ -128,6 +128,12 @@ func TestMulticastOverVeth(t *testing.T) {
 	if res.From != netip.AddrPortFrom(onCar, port) {
 		t.Errorf("answer from %v, want [%v]:%d", res.From, onCar, port)
 	}
+	// The responder counts an answer after sending it, so the car can hold
+	// the answer before the count moves: wait for it rather than race it.
+	deadline := time.Now().Add(hangGuard)
+	for r.Stats().Answered < 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if s := r.Stats(); s.Answered < 1 || s.Malformed != 0 {
 		t.Errorf("responder stats %+v", s)
 	}
