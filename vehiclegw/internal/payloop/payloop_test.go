@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -327,6 +328,25 @@ func (s *shown) last() status.Status {
 	return s.all[len(s.all)-1]
 }
 
+func (s *shown) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.all)
+}
+
+// errorsSince lists the errors shown from the first time code was shown.
+func (s *shown) errorsSince(code status.Code) []status.Code {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []status.Code
+	for _, st := range s.all {
+		if st.Error == code || len(out) > 0 {
+			out = append(out, st.Error)
+		}
+	}
+	return out
+}
+
 func (s *shown) ever(code status.Code) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -510,6 +530,13 @@ func TestLowBalanceShowsAndResumes(t *testing.T) {
 	r.until("waiting for money", func() bool { return r.shown.last().Error == status.LowBalance })
 	if n := len(r.node.payments()); n != 1 {
 		t.Fatalf("paid %d times on 2,000 msat", n)
+	}
+	// Once shown, the warning stays until the money comes: a display on
+	// the bus must not flicker between NONE and LOW_BALANCE.
+	n := r.shown.count()
+	r.until("a few more steps", func() bool { return r.shown.count() >= n+4 })
+	if got := r.shown.errorsSince(status.LowBalance); slices.Contains(got, status.NoError) {
+		t.Errorf("errors shown after the first LOW_BALANCE: %v", got)
 	}
 	r.node.setSpendable(1_000_000)
 	r.until("resumed", paidCount(2)(r))

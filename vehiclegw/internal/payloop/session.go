@@ -46,6 +46,11 @@ type session struct {
 	spendable  int64
 	spendKnown bool
 	balanceSat int64
+	// warn is the latest decision's standing warning (low balance soon,
+	// or why the car waits). Every status the session shows carries it
+	// unless a worse error replaces it, so the bus never flickers
+	// between NONE and the warning within one step.
+	warn status.Code
 }
 
 // session runs one plug-in to unplug. Failures are shown on the vehicle
@@ -207,7 +212,7 @@ func (s *session) halt(code status.Code, why string) {
 }
 
 func (s *session) show() {
-	st := status.Status{State: status.Charging, CreditWh: (s.boughtMWh - s.wallMWh) / 1000, EnergyBoughtWh: s.boughtMWh / 1000,
+	st := status.Status{State: status.Charging, Error: s.warn, CreditWh: (s.boughtMWh - s.wallMWh) / 1000, EnergyBoughtWh: s.boughtMWh / 1000,
 		SatsSpent: s.spentMsat / 1000, BalanceSat: s.balanceSat}
 	switch {
 	case s.stopped:
@@ -248,9 +253,9 @@ func (s *session) step(ctx context.Context, snap vehiclestate.State) {
 		PowerW: s.powerW, Payments: s.payments}
 	sp := buypolicy.Spend{DayPaidMsat: day, SpendableMsat: s.spendable, SpendableKnown: s.spendKnown}
 	d := buypolicy.Next(l.cfg.Policy, vehicleOf(snap), s.offer.Terms, p, sp)
-	code := status.NoError
+	s.warn = status.NoError
 	if d.LowBalanceSoon {
-		code = status.LowBalance
+		s.warn = status.LowBalance
 	}
 	switch d.Action {
 	case buypolicy.Stop:
@@ -264,22 +269,12 @@ func (s *session) step(ctx context.Context, snap vehiclestate.State) {
 		return
 	case buypolicy.Wait:
 		if c := codeOf(d.Reason); c != status.NoError {
-			code = c
+			s.warn = c
 		}
 		s.show()
-		if code != status.NoError {
-			st := l.shown
-			st.Error = code
-			l.show(st)
-		}
 		return
 	}
 	s.pay(ctx, d.AmountMsat)
-	if code != status.NoError && !s.stopped {
-		st := l.shown
-		st.Error = code
-		l.show(st)
-	}
 }
 
 // paidMWh is the energy the car's payments buy at the session price.
