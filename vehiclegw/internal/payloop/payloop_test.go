@@ -348,14 +348,17 @@ func (s *shown) errorsSince(code status.Code) []status.Code {
 }
 
 func (s *shown) ever(code status.Code) bool {
+	return s.any(func(st status.Status) bool { return st.Error == code })
+}
+
+func (s *shown) any(match func(status.Status) bool) bool {
+	return slices.ContainsFunc(s.list(), match)
+}
+
+func (s *shown) list() []status.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, st := range s.all {
-		if st.Error == code {
-			return true
-		}
-	}
-	return false
+	return slices.Clone(s.all)
 }
 
 type rig struct {
@@ -525,6 +528,10 @@ func TestLowBalanceShowsAndResumes(t *testing.T) {
 	r.node.setSpendable(12_000) // the first payment, but not the next two
 	r.plug()
 	r.until("first payment", paidCount(1)(r))
+	// The first status that counts the payment shows the balance less it.
+	if i := slices.IndexFunc(r.shown.list(), func(st status.Status) bool { return st.SatsSpent == 10 }); i < 0 || r.shown.list()[i].BalanceSat != 2 {
+		t.Errorf("statuses %+v: want the first with 10 sat spent to show a balance of 2 sat", r.shown.list())
+	}
 	r.until("low balance shown early", func() bool { return r.shown.ever(status.LowBalance) })
 	r.deliver(70_000, 66_000)
 	r.until("waiting for money", func() bool { return r.shown.last().Error == status.LowBalance })

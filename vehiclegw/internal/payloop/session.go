@@ -371,7 +371,9 @@ func (s *session) outcome(ctx context.Context, res lndclient.PaymentResult, amt 
 		s.payments++
 		s.spentMsat += res.AmountMsat + res.FeeMsat
 		s.boughtMWh = s.paidMWh()
-		s.lastSpend = time.Time{} // re-read before the next payment
+		// Shown at once; the node is asked again before the next payment.
+		s.spendable -= res.AmountMsat + res.FeeMsat
+		s.balanceSat, s.lastSpend = s.spendable/1000, time.Time{}
 		l.log.Info("payloop: paid", "session", s.id, "amount_msat", res.AmountMsat, "fee_msat", res.FeeMsat,
 			"hash", hexHash(res.PaymentHash))
 		s.show()
