@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
 	"testing"
+
+	"satwatt/internal/prereq"
 )
 
 // StartForTest starts a network for t and closes it when t ends. The harness
@@ -34,8 +35,8 @@ func StartForTest(t testing.TB, cfg Config) *Network {
 // binaries are missing outside CI, a failure otherwise.
 func FailOrSkip(t testing.TB, err error) {
 	t.Helper()
-	if errors.Is(err, ErrNoBinaries) && os.Getenv("CI") != "true" {
-		t.Skip(err)
+	if errors.Is(err, ErrNoBinaries) {
+		prereq.Missing(t, "%v", err)
 	}
 	t.Fatal(err)
 }

@@ -11,17 +11,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"satwatt/internal/prereq"
 )
 
 // needs fails under CI=true, where the test is expected to run, and skips
 // elsewhere, saying what is missing either way.
 func needs(t *testing.T, what string) {
 	t.Helper()
-	msg := "this test needs " + what
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	prereq.Missing(t, "this test needs %s", what)
 }
 
 func ipCmd(t *testing.T, args ...string) string {

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"satwatt/internal/prereq"
 )
 
 // TestArchiveExtracts checks the hand-written newc output against the
@@ -87,28 +89,59 @@ func TestParseMarkers(t *testing.T) {
 }
 
 // TestInitScriptParses checks the generated /init is valid sh with the
-// awkward values quoted.
+// awkward values quoted, and that only a run with a network sets one up.
 func TestInitScriptParses(t *testing.T) {
 	sh, err := exec.LookPath("sh")
 	if err != nil {
 		missing(t, "no sh to check the init script with")
 	}
-	script := initScript(map[string]string{"CI": "true", "ODD": `it's "x" $y`},
-		[]TestBinary{{Name: "canbus", Args: []string{"-test.run", "Test A|B"}}}, "4m30s")
-	cmd := exec.Command(sh, "-n")
-	cmd.Stdin = bytes.NewReader(script)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("sh -n: %v\n%s\n%s", err, out, script)
-	}
-	for _, want := range []string{
+	always := []string{
 		`export ODD='it'\''s "x" $y'`,
 		"insmod /lib/satwatt/can.ko",
 		"'/run/tests/canbus/canbus.test' -test.v -test.timeout=4m30s '-test.run' 'Test A|B'",
 		markerExit + " name=canbus code=$?",
 		"poweroff -f",
-	} {
-		if !strings.Contains(string(script), want) {
-			t.Errorf("script lacks %q:\n%s", want, script)
+	}
+	netLines := []string{
+		"insmod /lib/satwatt/e1000.ko",
+		"ip addr add 10.0.2.15/24 dev eth0",
+		"ip route add default via 10.0.2.2",
+	}
+	for _, network := range []bool{false, true} {
+		script := string(initScript(map[string]string{"CI": "true", "ODD": `it's "x" $y`},
+			[]TestBinary{{Name: "canbus", Args: []string{"-test.run", "Test A|B"}}}, "4m30s", network))
+		cmd := exec.Command(sh, "-n")
+		cmd.Stdin = strings.NewReader(script)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("network %v: sh -n: %v\n%s\n%s", network, err, out, script)
+		}
+		for _, want := range always {
+			if !strings.Contains(script, want) {
+				t.Errorf("network %v: script lacks %q:\n%s", network, want, script)
+			}
+		}
+		for _, line := range netLines {
+			if strings.Contains(script, line) != network {
+				t.Errorf("network %v: script has %q: %v\n%s", network, line, !network, script)
+			}
+		}
+	}
+}
+
+func TestNetworkQEMUArgs(t *testing.T) {
+	tests := []struct {
+		name string
+		net  *Network
+		want string
+	}{
+		{"none", nil, "-nic none"},
+		{"no forwards", &Network{}, "-netdev user,id=n0,net=10.0.2.0/24,host=10.0.2.2 -device e1000,netdev=n0,romfile="},
+		{"forwards", &Network{Forward: []int{8080, 9090}},
+			"-netdev user,id=n0,net=10.0.2.0/24,host=10.0.2.2,hostfwd=tcp:127.0.0.1:8080-10.0.2.15:8080,hostfwd=tcp:127.0.0.1:9090-10.0.2.15:9090 -device e1000,netdev=n0,romfile="},
+	}
+	for _, tt := range tests {
+		if got := strings.Join(tt.net.qemuArgs(), " "); got != tt.want {
+			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
 		}
 	}
 }
@@ -134,12 +167,7 @@ func TestMentionsVCAN(t *testing.T) {
 	}
 }
 
-// missing fails the test under CI=true, where every prerequisite must be
-// installed, and skips it elsewhere, saying what is missing.
 func missing(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
+	prereq.Missing(t, format, args...)
 }
