@@ -23,9 +23,10 @@ type Node struct {
 	// LogPath is lnd's console output.
 	LogPath string
 
-	net  *Network
-	mu   sync.Mutex
-	proc *process
+	net         *Network
+	tlsExtraIPs []string
+	mu          sync.Mutex
+	proc        *process
 }
 
 func newNode(n *Network, name string) *Node {
@@ -45,7 +46,7 @@ func newNode(n *Network, name string) *Node {
 
 func (n *Node) args() []string {
 	b := n.net.Btcd
-	return []string{
+	args := []string{
 		"--lnddir=" + n.Dir,
 		"--alias=" + n.Name,
 		"--listen=" + n.P2PAddr,
@@ -68,6 +69,10 @@ func (n *Node) args() []string {
 		// The console output is the log file; a second copy is noise.
 		"--logging.file.disable",
 	}
+	for _, ip := range n.tlsExtraIPs {
+		args = append(args, "--tlsextraip="+ip)
+	}
+	return args
 }
 
 // LncliArgs are the global flags that point lncli at this node with its

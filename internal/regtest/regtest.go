@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -38,6 +39,10 @@ type Config struct {
 	Nodes    []string
 	Channels []ChannelSpec
 	Logger   *slog.Logger // default slog.Default()
+	// TLSExtraIPs are added to every node's TLS certificate, for clients
+	// that reach the nodes at another address than loopback (a VM's
+	// view of the host).
+	TLSExtraIPs []string
 }
 
 // Network is a running regtest network.
@@ -115,6 +120,7 @@ func Start(ctx context.Context, cfg Config) (_ *Network, err error) {
 	// the list.
 	for _, name := range cfg.Nodes {
 		node := newNode(n, name)
+		node.tlsExtraIPs = cfg.TLSExtraIPs
 		if err := os.MkdirAll(node.Dir, 0o755); err != nil {
 			return nil, fmt.Errorf("regtest: %w", err)
 		}
@@ -165,6 +171,11 @@ func (cfg *Config) fill() error {
 			return fmt.Errorf("regtest: bad or repeated node name %q", name)
 		}
 		seen[name] = true
+	}
+	for _, ip := range cfg.TLSExtraIPs {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return fmt.Errorf("regtest: TLS extra IP: %w", err)
+		}
 	}
 	for _, c := range cfg.Channels {
 		if err := checkSpec(c, seen); err != nil {

@@ -212,6 +212,7 @@ func TestConfigErrors(t *testing.T) {
 		{CacheDir: "x", Nodes: []string{"a", "a"}},
 		{CacheDir: "x", Nodes: []string{"a"}, Channels: []ChannelSpec{{From: "a", To: "b", CapacitySat: 1}}},
 		{CacheDir: "x", Nodes: []string{"a", "b"}, Channels: []ChannelSpec{{From: "a", To: "b", CapacitySat: 10, PushSat: 10}}},
+		{CacheDir: "x", Nodes: []string{"a"}, TLSExtraIPs: []string{"10.0.2"}},
 	} {
 		if _, err := Start(t.Context(), cfg); err == nil {
 			t.Errorf("Start(%+v) succeeded", cfg)
