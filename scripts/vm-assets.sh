@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the Debian kernel and CAN modules that the SocketCAN tests boot under
-# qemu (the host kernel may have no CAN support). Usage: vm-assets.sh CACHE_DIR
+# qemu (the host kernel may have no CAN support), and the e1000 network driver
+# for tests whose guest talks to services on the host. Usage: vm-assets.sh CACHE_DIR
 set -euo pipefail
 
 if [ "$#" -ne 1 ]; then
@@ -8,7 +9,7 @@ if [ "$#" -ne 1 ]; then
 	exit 2
 fi
 vm="$1/vm"
-modules="can.ko can-raw.ko can-dev.ko vcan.ko"
+modules="can.ko can-raw.ko can-dev.ko vcan.ko e1000.ko"
 
 have_all() {
 	[ -s "$vm/vmlinuz" ] && [ -s "$vm/kernel-version" ] || return 1
@@ -54,7 +55,8 @@ mkdir -p "$stage"
 cp "$tmp/pkg/boot/vmlinuz-$version" "$stage/vmlinuz"
 moddir="$tmp/pkg/lib/modules/$version/kernel"
 for m in $modules; do
-	f=$(find "$moddir/net/can" "$moddir/drivers/net/can" -name "$m" | head -n 1)
+	f=$(find "$moddir/net/can" "$moddir/drivers/net/can" "$moddir/drivers/net/ethernet/intel/e1000" \
+		-name "$m" | head -n 1)
 	if [ -z "$f" ]; then
 		# Newer Debian kernels compress modules (.ko.xz); busybox insmod
 		# cannot load those, so say so rather than guess.

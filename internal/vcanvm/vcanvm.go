@@ -17,6 +17,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +65,35 @@ type Config struct {
 	// QEMU and Busybox override the host programs used.
 	QEMU    string
 	Busybox string
+	// Network gives the guest a network card, for tests that talk to
+	// services on the host; nil leaves the guest without one.
+	Network *Network
+}
+
+// Network is the guest's link to the host: qemu's user-mode network, on
+// which the guest is GuestIP and reaches the host's loopback at
+// HostFromGuest. Nothing outside the host is reachable.
+type Network struct {
+	// Forward lists TCP ports the host's loopback forwards to the same
+	// port in the guest, for host services that call into the guest.
+	Forward []int
+}
+
+// Addresses on qemu's user-mode network.
+const (
+	GuestIP = "10.0.2.15"
+	// HostFromGuest is where the guest reaches the host's 127.0.0.1.
+	HostFromGuest = "10.0.2.2"
+)
+
+// HostLoopback is the address at which a test binary reaches services
+// listening on the host's loopback: HostFromGuest in the VM, 127.0.0.1
+// when the binaries run on the host (RunHost).
+func HostLoopback(inVM bool) string {
+	if inVM {
+		return HostFromGuest
+	}
+	return "127.0.0.1"
 }
 
 // TestBinary is a test binary (go test -c); the shared libraries it needs
@@ -170,7 +200,7 @@ func AssetsDir(cacheDir string) string { return filepath.Join(cacheDir, "vm") }
 func assetFiles(cacheDir string) []string {
 	dir := AssetsDir(cacheDir)
 	files := []string{filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "kernel-version")}
-	for _, m := range Modules {
+	for _, m := range slices.Concat(Modules, NetModules) {
 		files = append(files, filepath.Join(dir, m+".ko"))
 	}
 	return files
@@ -292,14 +322,17 @@ func Run(ctx context.Context, cfg Config, bins []TestBinary) (Result, error) {
 
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
 	defer cancel()
-	cmd := exec.CommandContext(ctx, cfg.qemu(),
+	args := []string{
 		"-accel", "tcg", // KVM hangs on the CI machines
 		"-m", strconv.Itoa(mem),
 		"-nographic", "-no-reboot",
-		"-nic", "none", // no network card: no iPXE ROM to wait for
+	}
+	args = append(args, cfg.Network.qemuArgs()...)
+	args = append(args,
 		"-kernel", filepath.Join(AssetsDir(cfg.CacheDir), "vmlinuz"),
 		"-initrd", initrd,
 		"-append", "console=ttyS0 quiet panic=-1")
+	cmd := exec.CommandContext(ctx, cfg.qemu(), args...)
 	var console bytes.Buffer
 	out := &consoleWriter{buf: &console, to: cfg.Console}
 	cmd.Stdout = out
@@ -329,11 +362,28 @@ func Run(ctx context.Context, cfg Config, bins []TestBinary) (Result, error) {
 	return res, nil
 }
 
+// qemuArgs are the network card's qemu arguments.
+func (n *Network) qemuArgs() []string {
+	if n == nil {
+		return []string{"-nic", "none"} // no card: no iPXE ROM to wait for
+	}
+	netdev := "user,id=n0,net=10.0.2.0/24,host=" + HostFromGuest
+	for _, p := range n.Forward {
+		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-%s:%d", p, GuestIP, p)
+	}
+	// romfile= drops the boot ROM: the kernel is loaded directly.
+	return []string{"-netdev", netdev, "-device", "e1000,netdev=n0,romfile="}
+}
+
 // image gathers the initramfs: busybox, modules, tools, binaries, /init.
 func (c Config) image(bins []TestBinary) (*image, error) {
 	im := newImage()
 	im.addHost("/bin/busybox", c.busybox(), 0o755)
-	for _, m := range Modules {
+	modules := Modules
+	if c.Network != nil {
+		modules = slices.Concat(Modules, NetModules)
+	}
+	for _, m := range modules {
 		im.addHost(path.Join(guestModules, m+".ko"), filepath.Join(AssetsDir(c.CacheDir), m+".ko"), 0o644)
 	}
 	for _, t := range c.tools() {
@@ -371,7 +421,7 @@ func (c Config) image(bins []TestBinary) (*image, error) {
 	if t := c.timeout() - 30*time.Second; t > 0 {
 		testTimeout = t.String()
 	}
-	im.addData("/init", initScript(c.env(true), bins, testTimeout), 0o755)
+	im.addData("/init", initScript(c.env(true), bins, testTimeout, c.Network != nil), 0o755)
 	return im, nil
 }
 
