@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"satwatt/internal/daemon"
 )
 
 // ErrNoBinaries means lnd, lncli, btcd or btcctl is missing and could not be
@@ -64,7 +66,7 @@ func EnsureBinaries(ctx context.Context, repoRoot, cacheDir string) (Binaries, e
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	if err := cmd.Run(); err != nil {
-		return b, fmt.Errorf("%w: `%s` failed: %w\n%s", ErrNoBinaries, cmdline, err, lastLines(out.String(), logTailLines))
+		return b, fmt.Errorf("%w: `%s` failed: %w\n%s", ErrNoBinaries, cmdline, err, daemon.LastLines(out.String(), daemon.LogTailLines))
 	}
 	if missing := b.stale(""); len(missing) > 0 {
 		return b, fmt.Errorf("%w: `%s` did not produce %s", ErrNoBinaries, cmdline, strings.Join(missing, ", "))
@@ -90,14 +92,6 @@ func (b Binaries) stale(repoRoot string) []string {
 		}
 	}
 	return out
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // FindRepoRoot returns the nearest directory at or above the working

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"satwatt/internal/daemon"
 )
 
 // Btcd is the network's chain backend.
@@ -28,7 +30,7 @@ type Btcd struct {
 
 	bin, btcctlBin string
 	mu             sync.Mutex
-	proc           *process
+	proc           *daemon.Process
 	client         *http.Client
 }
 
@@ -59,14 +61,14 @@ func (b *Btcd) args() []string {
 func (b *Btcd) start(ctx, lifetime context.Context, beforeTerm func()) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	p, err := spawn(lifetime, beforeTerm, "btcd", b.LogPath, b.bin, b.args()...)
+	p, err := daemon.Spawn(lifetime, beforeTerm, nil, "btcd", b.LogPath, b.bin, b.args()...)
 	if err != nil {
 		return err
 	}
 	b.proc = p
 	err = poll(ctx, 60*time.Second, 50*time.Millisecond, func() (bool, error) {
-		if p.exited() {
-			return false, p.exitError()
+		if p.Exited() {
+			return false, p.ExitError()
 		}
 		if _, err := os.Stat(b.CertPath); err != nil {
 			return false, fmt.Errorf("no RPC certificate yet: %w", err)
@@ -82,10 +84,10 @@ func (b *Btcd) start(ctx, lifetime context.Context, beforeTerm func()) error {
 		return err == nil, err
 	})
 	if err != nil {
-		if p.exited() {
-			return fmt.Errorf("start btcd: %w", p.exitError())
+		if p.Exited() {
+			return fmt.Errorf("start btcd: %w", p.ExitError())
 		}
-		return withLogTail(fmt.Errorf("start btcd: %w", err), b.LogPath)
+		return daemon.WithLogTail(fmt.Errorf("start btcd: %w", err), b.LogPath)
 	}
 	return nil
 }
@@ -97,7 +99,7 @@ func (b *Btcd) stop(ctx context.Context) error {
 	if p == nil {
 		return nil
 	}
-	if err := p.stop(ctx); err != nil {
+	if err := p.Stop(ctx); err != nil {
 		return err
 	}
 	return waitPortsFree(ctx, b.RPCAddr)

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"satwatt/internal/daemon"
 )
 
 // Node is one lnd of the network.
@@ -23,10 +25,11 @@ type Node struct {
 	// LogPath is lnd's console output.
 	LogPath string
 
-	net         *Network
-	tlsExtraIPs []string
-	mu          sync.Mutex
-	proc        *process
+	net          *Network
+	tlsExtraIPs  []string
+	rpcListenIPs []string
+	mu           sync.Mutex
+	proc         *daemon.Process
 }
 
 func newNode(n *Network, name string) *Node {
@@ -71,6 +74,11 @@ func (n *Node) args() []string {
 	}
 	for _, ip := range n.tlsExtraIPs {
 		args = append(args, "--tlsextraip="+ip)
+	}
+	if _, port, err := net.SplitHostPort(n.RPCAddr); err == nil {
+		for _, ip := range n.rpcListenIPs {
+			args = append(args, "--rpclisten="+net.JoinHostPort(ip, port))
+		}
 	}
 	return args
 }
@@ -117,7 +125,7 @@ func (n *Node) lncliJSON(ctx context.Context, v any, args ...string) error {
 func (n *Node) running() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.proc != nil && !n.proc.exited()
+	return n.proc != nil && !n.proc.Exited()
 }
 
 // Start restarts a stopped node with its data directory. It returns when the
@@ -144,7 +152,7 @@ func (n *Node) Start(ctx context.Context) error {
 func (n *Node) launch(ctx context.Context, retryPorts bool) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.proc != nil && !n.proc.exited() {
+	if n.proc != nil && !n.proc.Exited() {
 		return fmt.Errorf("node %s: already running", n.Name)
 	}
 	for attempt := 1; ; attempt++ {
@@ -156,7 +164,7 @@ func (n *Node) launch(ctx context.Context, retryPorts bool) error {
 			n.RPCAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
 			n.P2PAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))
 		}
-		p, err := spawn(n.net.lifetime, nil, "lnd "+n.Name, n.LogPath, n.net.Binaries.Lnd, n.args()...)
+		p, err := daemon.Spawn(n.net.lifetime, nil, nil, "lnd "+n.Name, n.LogPath, n.net.Binaries.Lnd, n.args()...)
 		if err != nil {
 			return fmt.Errorf("node %s: %w", n.Name, err)
 		}
@@ -165,8 +173,8 @@ func (n *Node) launch(ctx context.Context, retryPorts bool) error {
 		if err == nil {
 			return nil
 		}
-		if !retryPorts || attempt == 3 || !p.exited() || !logContains(n.LogPath, "address already in use") {
-			_ = p.stop(context.WithoutCancel(ctx))
+		if !retryPorts || attempt == 3 || !p.Exited() || !daemon.LogContains(n.LogPath, "address already in use") {
+			_ = p.Stop(context.WithoutCancel(ctx))
 			return err
 		}
 		n.net.log.Warn("lnd port taken, retrying with new ports", "node", n.Name)
@@ -175,10 +183,10 @@ func (n *Node) launch(ctx context.Context, retryPorts bool) error {
 
 // waitRPC waits until getinfo answers, which with --noseedbackup means the
 // wallet exists and is unlocked.
-func (n *Node) waitRPC(ctx context.Context, p *process) error {
+func (n *Node) waitRPC(ctx context.Context, p *daemon.Process) error {
 	err := poll(ctx, 90*time.Second, 100*time.Millisecond, func() (bool, error) {
-		if p.exited() {
-			return false, p.exitError()
+		if p.Exited() {
+			return false, p.ExitError()
 		}
 		var info getInfo
 		if err := n.lncliJSON(ctx, &info, "getinfo"); err != nil {
@@ -188,10 +196,10 @@ func (n *Node) waitRPC(ctx context.Context, p *process) error {
 		return true, nil
 	})
 	if err != nil {
-		if p.exited() {
-			return fmt.Errorf("node %s: %w", n.Name, p.exitError())
+		if p.Exited() {
+			return fmt.Errorf("node %s: %w", n.Name, p.ExitError())
 		}
-		return withLogTail(fmt.Errorf("node %s: wait for RPC: %w", n.Name, err), n.LogPath)
+		return daemon.WithLogTail(fmt.Errorf("node %s: wait for RPC: %w", n.Name, err), n.LogPath)
 	}
 	return nil
 }
@@ -205,7 +213,7 @@ func (n *Node) waitExit(timeout time.Duration) {
 		return
 	}
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(timeout):
 	}
 }
@@ -219,7 +227,7 @@ func (n *Node) Stop(ctx context.Context) error {
 	if p == nil {
 		return nil
 	}
-	if err := p.stop(ctx); err != nil {
+	if err := p.Stop(ctx); err != nil {
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
 	if err := waitPortsFree(ctx, n.RPCAddr, n.P2PAddr); err != nil {
@@ -252,7 +260,7 @@ func (n *Node) waitSynced(ctx context.Context, height int64) error {
 		return true, nil
 	})
 	if err != nil {
-		return withLogTail(fmt.Errorf("node %s: wait for chain sync: %w", n.Name, err), n.LogPath)
+		return daemon.WithLogTail(fmt.Errorf("node %s: wait for chain sync: %w", n.Name, err), n.LogPath)
 	}
 	return nil
 }
@@ -275,7 +283,7 @@ func (n *Node) waitChannelsUsable(ctx context.Context) error {
 		return true, nil
 	})
 	if err != nil {
-		return withLogTail(fmt.Errorf("node %s: wait for channels: %w", n.Name, err), n.LogPath)
+		return daemon.WithLogTail(fmt.Errorf("node %s: wait for channels: %w", n.Name, err), n.LogPath)
 	}
 	for _, c := range chans {
 		peer := n.net.nodeByPubKey(c.RemotePubkey)
@@ -313,7 +321,7 @@ func (n *Node) connect(ctx context.Context, peer *Node) error {
 		return false, fmt.Errorf("%s not among the peers yet", peer.Name)
 	})
 	if err != nil {
-		return withLogTail(fmt.Errorf("regtest: connect %s to %s: %w", n.Name, peer.Name, err), n.LogPath)
+		return daemon.WithLogTail(fmt.Errorf("regtest: connect %s to %s: %w", n.Name, peer.Name, err), n.LogPath)
 	}
 	return nil
 }

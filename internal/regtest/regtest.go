@@ -19,10 +19,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"satwatt/internal/daemon"
 )
 
 // ChannelSpec is a channel to open: From funds it with CapacitySat and gives
@@ -43,6 +46,10 @@ type Config struct {
 	// that reach the nodes at another address than loopback (a VM's
 	// view of the host).
 	TLSExtraIPs []string
+	// RPCListenIPs are local addresses on which every node's gRPC also
+	// listens, on the same port as RPCAddr, and which its certificate
+	// names: the demo's network namespaces reach the nodes there.
+	RPCListenIPs []string
 }
 
 // Network is a running regtest network.
@@ -120,7 +127,8 @@ func Start(ctx context.Context, cfg Config) (_ *Network, err error) {
 	// the list.
 	for _, name := range cfg.Nodes {
 		node := newNode(n, name)
-		node.tlsExtraIPs = cfg.TLSExtraIPs
+		node.tlsExtraIPs = slices.Concat(cfg.TLSExtraIPs, cfg.RPCListenIPs)
+		node.rpcListenIPs = cfg.RPCListenIPs
 		if err := os.MkdirAll(node.Dir, 0o755); err != nil {
 			return nil, fmt.Errorf("regtest: %w", err)
 		}
@@ -135,7 +143,7 @@ func Start(ctx context.Context, cfg Config) (_ *Network, err error) {
 	go func() { mined <- n.Btcd.generate(ctx, matureBlocks) }()
 	err = n.each(func(node *Node) error { return node.launch(ctx, true) })
 	if merr := <-mined; merr != nil {
-		err = errors.Join(err, withLogTail(fmt.Errorf("regtest: mine %d blocks: %w", matureBlocks, merr), n.Btcd.LogPath))
+		err = errors.Join(err, daemon.WithLogTail(fmt.Errorf("regtest: mine %d blocks: %w", matureBlocks, merr), n.Btcd.LogPath))
 	}
 	if err != nil {
 		return nil, err
@@ -172,7 +180,7 @@ func (cfg *Config) fill() error {
 		}
 		seen[name] = true
 	}
-	for _, ip := range cfg.TLSExtraIPs {
+	for _, ip := range slices.Concat(cfg.TLSExtraIPs, cfg.RPCListenIPs) {
 		if _, err := netip.ParseAddr(ip); err != nil {
 			return fmt.Errorf("regtest: TLS extra IP: %w", err)
 		}
@@ -228,13 +236,13 @@ func (n *Network) startBtcd(ctx context.Context) error {
 		// lnd takes 15 s to exit when btcd vanishes under it, so when the
 		// network's context ends btcd waits for the nodes.
 		err = n.Btcd.start(ctx, n.lifetime, func() {
-			n.each(func(node *Node) error { node.waitExit(stopTimeout); return nil })
+			n.each(func(node *Node) error { node.waitExit(daemon.StopTimeout); return nil })
 		})
 		if err == nil {
 			return nil
 		}
 		_ = n.Btcd.stop(ctx)
-		if attempt == 3 || !logContains(n.Btcd.LogPath, "address already in use") {
+		if attempt == 3 || !daemon.LogContains(n.Btcd.LogPath, "address already in use") {
 			return err
 		}
 		n.log.Warn("regtest: btcd port taken, retrying with a new port")
@@ -266,7 +274,7 @@ func (n *Network) Close() error {
 // Mine mines blocks and returns once every running node has processed them.
 func (n *Network) Mine(ctx context.Context, blocks int) error {
 	if err := n.Btcd.generate(ctx, blocks); err != nil {
-		return withLogTail(fmt.Errorf("regtest: mine %d blocks: %w", blocks, err), n.Btcd.LogPath)
+		return daemon.WithLogTail(fmt.Errorf("regtest: mine %d blocks: %w", blocks, err), n.Btcd.LogPath)
 	}
 	return n.waitSynced(ctx)
 }
@@ -342,7 +350,7 @@ func (n *Network) fund(ctx context.Context, fs []funding) error {
 			return true, nil
 		})
 		if err != nil {
-			return withLogTail(fmt.Errorf("regtest: node %s: wait for funds: %w", node.Name, err), node.LogPath)
+			return daemon.WithLogTail(fmt.Errorf("regtest: node %s: wait for funds: %w", node.Name, err), node.LogPath)
 		}
 	}
 	return nil
@@ -444,7 +452,7 @@ func (n *Network) waitActive(ctx context.Context, from, to *Node, txid string) (
 		return true, nil
 	})
 	if err != nil {
-		return "", withLogTail(fmt.Errorf("regtest: channel %s→%s: %w", from.Name, to.Name, err), from.LogPath)
+		return "", daemon.WithLogTail(fmt.Errorf("regtest: channel %s→%s: %w", from.Name, to.Name, err), from.LogPath)
 	}
 	return point, nil
 }
@@ -511,7 +519,7 @@ func (n *Network) probe(ctx context.Context, from, to *Node, c channel) error {
 		n.log.Info("regtest: channel needed retries before carrying a payment", "from", from.Name, "to", to.Name, "attempts", attempts, "first_failure", firstErr)
 	}
 	if err != nil {
-		return withLogTail(fmt.Errorf("regtest: channel %s %s→%s carries no payment: %w", c.ChannelPoint, from.Name, to.Name, err), from.LogPath)
+		return daemon.WithLogTail(fmt.Errorf("regtest: channel %s %s→%s carries no payment: %w", c.ChannelPoint, from.Name, to.Name, err), from.LogPath)
 	}
 	return nil
 }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"satwatt/internal/daemon"
 )
 
 // binaries makes sure the daemons exist, building them when needed, and logs
@@ -195,13 +197,13 @@ func TestContextEndStopsDaemons(t *testing.T) {
 	pids := allPids()[before:]
 	cancel()
 	began := time.Now()
-	deadline := began.Add(stopTimeout + 5*time.Second)
+	deadline := began.Add(daemon.StopTimeout + 5*time.Second)
 	for _, pid := range pids {
 		for !(reaped(pid) && !alive(pid)) && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		if alive(pid) {
-			t.Errorf("pid %d still alive %v after its context ended", pid, stopTimeout)
+			t.Errorf("pid %d still alive %v after its context ended", pid, daemon.StopTimeout)
 		}
 		t.Logf("pid %d gone %v after the context ended", pid, time.Since(began).Round(time.Millisecond))
 	}
@@ -255,9 +257,7 @@ func TestFreePortsDistinct(t *testing.T) {
 }
 
 func allPids() []int {
-	startedPids.Lock()
-	defer startedPids.Unlock()
-	return append([]int(nil), startedPids.pids...)
+	return daemon.Started()
 }
 
 // alive reports whether pid names a live process.

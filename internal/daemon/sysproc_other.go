@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package regtest
+package daemon
 
 import "syscall"
 

@@ -1,4 +1,4 @@
-package regtest
+package daemon
 
 import "syscall"
 
