@@ -125,8 +125,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log.Info("wallctl: lnd connected", "node", ln.PubKey(), "network", ln.Network(), "addr", ln.Addr())
 
+	var simSpeedPermil int64
+	if sim != nil {
+		simSpeedPermil = int64(f.simSpeed * 1000)
+	}
 	cp, err := chargepoint.New(chargepoint.Config{Terms: terms, MaxCurrentA: f.maxCurrentA,
-		InvoiceExpiry: f.invoiceExpiry, MaxOpenInvoices: f.maxOpenInvoices, Logger: log}, dev, ln,
+		InvoiceExpiry: f.invoiceExpiry, MaxOpenInvoices: f.maxOpenInvoices, SimSpeedPermil: simSpeedPermil, Logger: log}, dev, ln,
 		func(ctx context.Context, open func() [][32]byte) chargepoint.Watch {
 			return ln.WatchSettlements(ctx, open)
 		}, store)
@@ -213,7 +217,11 @@ func openEVSE(ctx context.Context, f *serveFlags, log *slog.Logger) (chargepoint
 			}
 			clk = clock.NewScaled(f.simSpeed)
 		}
-		cfg := simevse.Config{Clock: clk, Log: log, MaxCurrentA: max(f.maxCurrentA, simevse.MinCurrentA)}
+		// The controller's heartbeat comes every real second; the
+		// watchdog counts on the simulation's clock, so it gets the same
+		// real-time allowance at any speed.
+		cfg := simevse.Config{Clock: clk, Log: log, MaxCurrentA: max(f.maxCurrentA, simevse.MinCurrentA),
+			WatchdogTimeout: time.Duration(float64(simevse.DefaultWatchdogTimeout) * f.simSpeed)}
 		if f.simCarURL != "" {
 			v, err := simevse.NewHTTPVehicle(simevse.HTTPVehicleConfig{BaseURL: f.simCarURL, Token: os.Getenv("SATWATT_SIMCAR_TOKEN"), Log: log})
 			if err != nil {

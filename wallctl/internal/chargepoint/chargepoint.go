@@ -88,6 +88,11 @@ type Config struct {
 	// SampleInterval how often a meter sample is stored.
 	MeterInterval  time.Duration
 	SampleInterval time.Duration
+	// SimSpeedPermil is the simulated EVSE's speed factor in thousandths
+	// (0 or 1000 for a real charger): its energy flows that much faster
+	// than the meter interval's real time, and the look-ahead to the next
+	// reading must cover it.
+	SimSpeedPermil int64
 	// StuckAfter is how long the contactor may stay closed after power was
 	// withdrawn before the wall declares a fault.
 	StuckAfter time.Duration

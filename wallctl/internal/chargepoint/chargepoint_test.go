@@ -498,3 +498,22 @@ func TestPanicPowersOff(t *testing.T) {
 		t.Errorf("after the panic the EVSE is still on: %+v", s)
 	}
 }
+
+func TestLookahead(t *testing.T) {
+	tests := []struct {
+		powerW   int64
+		interval time.Duration
+		speed    int64 // permil
+		want     int64
+	}{
+		{7_360, time.Second, 0, 2_044},       // a real charger: 7,360 W for 1 s
+		{7_360, time.Second, 1_000, 2_044},   // speed 1
+		{7_360, time.Second, 30_000, 61_320}, // a simulated EVSE at 30x covers 30 s of its energy
+		{-5, time.Second, 0, 0},              // a meter reading backwards draws nothing ahead
+	}
+	for _, tt := range tests {
+		if got := lookaheadMWh(tt.powerW, tt.interval, tt.speed); got != tt.want {
+			t.Errorf("lookaheadMWh(%d, %s, %d) = %d, want %d", tt.powerW, tt.interval, tt.speed, got, tt.want)
+		}
+	}
+}

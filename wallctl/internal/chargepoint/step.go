@@ -78,8 +78,7 @@ func (c *Controller) meterLocked(ctx context.Context, st evse.Status, now time.T
 		c.event(ctx, s.m.ID(), "meter_restart", fmt.Sprintf("EVSE meter went back to %d mWh", st.SessionMWh))
 	}
 	delivered := s.meterBase + st.SessionMWh - s.meterFrom
-	// At this power, the energy until the next reading: W x s / 3.6 = mWh.
-	ahead := max(st.PowerW, 0) * c.cfg.MeterInterval.Milliseconds() / 3_600
+	ahead := lookaheadMWh(st.PowerW, c.cfg.MeterInterval, c.cfg.SimSpeedPermil)
 	d, err := s.m.MeterAhead(delivered, ahead, now)
 	if err != nil {
 		c.log.Error("chargepoint: meter", "session", s.m.ID(), "err", err)
@@ -238,4 +237,15 @@ func newSessionID(now time.Time) string {
 		panic(fmt.Sprintf("chargepoint: no randomness: %v", err))
 	}
 	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// lookaheadMWh is the energy until the next reading at this power: W x s /
+// 3.6 = mWh, times the speed of a simulated EVSE, whose energy flows that
+// much faster than real time.
+func lookaheadMWh(powerW int64, interval time.Duration, simSpeedPermil int64) int64 {
+	ahead := max(powerW, 0) * interval.Milliseconds() / 3_600
+	if simSpeedPermil > 0 {
+		ahead = ahead * simSpeedPermil / 1000
+	}
+	return ahead
 }
