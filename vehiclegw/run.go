@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/netip"
 	"net/url"
 	"os"
@@ -40,6 +41,7 @@ type runFlags struct {
 	maxPrice, budgetSession, budgetDay, reserve      int64 // sat (sat/kWh for the price)
 	maxPayment, maxFee, packWh, meterSlackWh         int64
 	leadTime, payTimeout                             time.Duration
+	simSpeed                                         float64
 	asJSON                                           bool
 }
 
@@ -69,6 +71,8 @@ func runFlagSet(stderr io.Writer) (*flag.FlagSet, *runFlags) {
 	fs.Int64Var(&f.meterTolPct, "meter-tolerance", 15, "how far, %, the wall's meter may run ahead of the car's (charger losses)")
 	fs.Int64Var(&f.meterSlackWh, "meter-slack-wh", 5, "and by how many Wh on top, for readings taken at different moments")
 	fs.DurationVar(&f.payTimeout, "pay-timeout", time.Minute, "give up on a payment after this long")
+	fs.Float64Var(&f.simSpeed, "sim-speed", 1, "simulations only: run the gateway's vehicle-side clock this many times faster, "+
+		"to match 'simcar --speed' and 'wallctl serve --sim-speed'")
 	fs.BoolVar(&f.asJSON, "json", false, "print the gateway's status as one JSON object per line")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	return fs, f
@@ -88,6 +92,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if (f.iface == "") == (f.wall == "") {
 		return fmt.Errorf("%w: give --iface IFACE (find the wall by SDP) or --wall URL, one of them", errUsage)
+	}
+	if !(f.simSpeed > 0) || math.IsInf(f.simSpeed, 0) {
+		return fmt.Errorf("%w: --sim-speed must be a positive number", errUsage)
 	}
 	settings := buypolicy.Settings{TargetSoCPermille: f.targetPct * 10, MaxPriceMsatPerWh: f.maxPrice,
 		EfficiencyPermille: f.efficiencyPct * 10, BudgetSessionMsat: f.budgetSession * 1000, BudgetDayMsat: f.budgetDay * 1000,
@@ -127,15 +134,22 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			"bake one: lncli bakemacaroon --save_to pay.macaroon info:read offchain:read offchain:write", errUsage)
 	}
 
-	clk := clock.Real{}
-	bus, err := canbus.OpenBus(ctx, f.can, canbus.Options{Clock: clk, Logger: log,
+	clk := newClocks(f.simSpeed)
+	if f.simSpeed != 1 {
+		log.Warn("vehiclegw: the vehicle's time runs SIMULATED, faster than real time (a demo and test feature): "+
+			"use it only with a simulated car and wall", "sim_speed", f.simSpeed)
+	}
+	// The bus's own clock paces its reconnects: real time. Frames are
+	// stamped again on the car's clock as the tracker takes them.
+	bus, err := canbus.OpenBus(ctx, f.can, canbus.Options{Clock: clk.real, Logger: log,
 		OnBadInput: func(err error) { log.Debug("skipped bad CAN input", "err", err) }})
 	if err != nil {
 		return err
 	}
 	defer bus.Close()
-	car := &liveCar{tracker: vehiclestate.New(binding, nil)}
-	tx := status.NewTransmitter(enc, bus, clk, status.DefaultPeriod, func(err error) {
+	car := &liveCar{tracker: vehiclestate.New(binding, nil), clk: clk.vehicle}
+	// The status message is a display for people: once a real second.
+	tx := status.NewTransmitter(enc, bus, clk.real, status.DefaultPeriod, func(err error) {
 		log.Warn("could not send the status message", "err", err)
 	})
 	display := &statusOut{tx: tx, w: stdout, json: f.asJSON}
@@ -147,10 +161,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		return &wallAdapter{c: &wallclient.Client{Base: base, Logger: log}}, nil
 	}
-	payer := &carpay.Payer{Node: ln, Network: ln.Network(), MaxFeeMsat: settings.MaxFeeMsat, Timeout: f.payTimeout, Clock: clk}
-	loop, err := payloop.New(payloop.Config{Policy: settings, Network: ln.Network(), MeterTolerancePermille: f.meterTolPct * 10,
-		MeterSlackMWh: f.meterSlackWh * 1000, WallURL: f.wall, Clock: clk, Logger: log},
-		car, find, payer, ln, ledgerAdapter{store}, display)
+	payer := newPayer(ln, ln.Network(), settings, f, clk)
+	loop, err := payloop.New(loopConfig(settings, ln.Network(), f, clk, log), car, find, payer, ln, ledgerAdapter{store}, display)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -187,6 +199,42 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return err
 }
 
+// clocks is the gateway's time, split for --sim-speed.
+type clocks struct {
+	// real is wall-clock time, for everything that talks to the world
+	// outside the simulation: Lightning payment timeouts and invoice
+	// expiry, HTTP and gRPC timeouts, retry backoff, how often lnd and the
+	// ledger are polled, the status message's period, ledger timestamps
+	// and the day budget.
+	real clock.Clock
+	// vehicle is the car's time: the frames' stamps, and so the energy
+	// integral and staleness in the tracker, and through them the meter
+	// cross-check. Faster than real time when the car is simulated so.
+	vehicle clock.Clock
+}
+
+// newClocks gives the vehicle a clock speed times faster than real time;
+// at speed 1 both are the real clock.
+func newClocks(speed float64) clocks {
+	c := clocks{real: clock.Real{}, vehicle: clock.Real{}}
+	if speed != 1 {
+		c.vehicle = clock.NewScaled(speed)
+	}
+	return c
+}
+
+// newPayer pays on real time: a payment's latency and an invoice's expiry
+// (stamped by the wall's node) do not speed up with a simulation.
+func newPayer(node carpay.Node, network string, s buypolicy.Settings, f *runFlags, clk clocks) *carpay.Payer {
+	return &carpay.Payer{Node: node, Network: network, MaxFeeMsat: s.MaxFeeMsat, Timeout: f.payTimeout, Clock: clk.real}
+}
+
+// loopConfig paces the loop on real time and reads the car on its own.
+func loopConfig(s buypolicy.Settings, network string, f *runFlags, clk clocks, log *slog.Logger) payloop.Config {
+	return payloop.Config{Policy: s, Network: network, MeterTolerancePermille: f.meterTolPct * 10,
+		MeterSlackMWh: f.meterSlackWh * 1000, Clock: clk.real, VehicleClock: clk.vehicle, Logger: log}
+}
+
 // findWall is the static address, or SDP on the PLC interface.
 func findWall(ctx context.Context, f *runFlags, log *slog.Logger) (*url.URL, error) {
 	if f.wall != "" {
@@ -208,11 +256,16 @@ func findWall(ctx context.Context, f *runFlags, log *slog.Logger) (*url.URL, err
 type liveCar struct {
 	mu      sync.Mutex
 	tracker *vehiclestate.Tracker
+	clk     clock.Clock // the car's time (clocks.vehicle)
 }
 
+// update stamps the frame on the car's clock, not with the bus's real-time
+// stamp, so that a simulated car's charging power is integrated over the
+// simulated time it flowed for; the two differ by the microseconds since
+// the frame was read.
 func (c *liveCar) update(f *canbus.Frame) {
 	c.mu.Lock()
-	c.tracker.Update(&f.Frame, f.Time)
+	c.tracker.Update(&f.Frame, c.clk.Now())
 	c.mu.Unlock()
 }
 
@@ -256,6 +309,8 @@ type wallAdapter struct {
 	mu    sync.Mutex
 	offer wallclient.Offer
 }
+
+func (w *wallAdapter) URL() string { return w.c.Base.String() }
 
 func (w *wallAdapter) Offer(ctx context.Context) (payloop.Offer, error) {
 	o, err := w.c.Offer(ctx)

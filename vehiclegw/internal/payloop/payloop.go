@@ -3,7 +3,8 @@
 // next increment paid before the credit runs out, until the target, the
 // budget or the unplug. It is the gateway's domain logic: the wall, the
 // node, the ledger and the vehicle bus come in through interfaces declared
-// here, and time through an injected clock.
+// here, and time through injected clocks: real time for pacing and the
+// ledger, the car's own (faster in a simulation) for its state.
 //
 // Every invoice is checked before it is paid (carpay and invoicecheck),
 // with the offer's terms held fixed for the session. The car pays on its
@@ -30,7 +31,8 @@ import (
 	"satwatt/vehiclegw/internal/status"
 )
 
-// Vehicle is what the car's own bus says now.
+// Vehicle is what the car's own bus says now. now is read from
+// Config.VehicleClock, the clock the bus's frames are stamped with.
 type Vehicle interface {
 	Snapshot(now time.Time) vehiclestate.State
 }
@@ -69,6 +71,9 @@ type Wall interface {
 	// Follow delivers the wall's status as it changes (the newest one
 	// first when the reader is slow) until ctx ends.
 	Follow(ctx context.Context) <-chan WallStatus
+	// URL is where the wall was found (configured or discovered by SDP),
+	// for the ledger.
+	URL() string
 }
 
 // Discover finds the wall (SDP on the PLC link, or a static address).
@@ -126,11 +131,23 @@ type Config struct {
 	// meters reading at different moments.
 	MeterTolerancePermille int64
 	MeterSlackMWh          int64
-	WallURL                string        // for the ledger
-	Tick                   time.Duration // default 1 s
-	RetryMax               time.Duration // longest backoff between retries; default 30 s
-	Clock                  clock.Clock
-	Logger                 *slog.Logger
+	Tick                   time.Duration // default 1 s, on Clock
+	RetryMax               time.Duration // longest backoff between retries; default 30 s, on Clock
+	// Clock is real time: it paces the loop (tick, retry backoff, how
+	// often lnd and the ledger are asked), bounds waits on payments in
+	// flight and stamps the ledger, whose day budget runs on calendar
+	// days. A simulation's speed must turn neither into more calls to lnd
+	// per second nor into ledger rows dated in the future.
+	Clock clock.Clock
+	// VehicleClock is the car's time, at which the vehicle is asked for
+	// its state (nil: Clock). It must be the clock the bus's frames are
+	// stamped with, so a simulated car running faster than real time
+	// (vehiclegw run --sim-speed) measures its energy, and its staleness,
+	// in simulated time, as the simulated wall's meter does. The policy
+	// has no clock: its lead time becomes energy at the power the wall
+	// reports, the simulation's power, so it is in simulated time too.
+	VehicleClock clock.Clock
+	Logger       *slog.Logger
 }
 
 // Loop runs one car's sessions, one after another.
@@ -143,7 +160,8 @@ type Loop struct {
 	ledger  Ledger
 	display Display
 	log     *slog.Logger
-	clk     clock.Clock
+	clk     clock.Clock // pacing, timeouts, ledger: real time
+	vclk    clock.Clock // the vehicle's state: the car's time
 
 	shown status.Status
 }
@@ -174,12 +192,18 @@ func New(cfg Config, v Vehicle, find Discover, payer Payer, node Node, ledger Le
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
+	if cfg.VehicleClock == nil {
+		cfg.VehicleClock = cfg.Clock
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	return &Loop{cfg: cfg, vehicle: v, find: find, payer: payer, node: node, ledger: ledger, display: display,
-		log: cfg.Logger, clk: cfg.Clock}, nil
+		log: cfg.Logger, clk: cfg.Clock, vclk: cfg.VehicleClock}, nil
 }
+
+// snapshot is the vehicle's state now, in the car's time.
+func (l *Loop) snapshot() vehiclestate.State { return l.vehicle.Snapshot(l.vclk.Now()) }
 
 // Run waits for the cable, runs the session, and waits for the next one,
 // until ctx ends.
@@ -206,7 +230,7 @@ func unplugged(s vehiclestate.State) bool { return s.Cable == vehiclestate.Disco
 // waitFor polls the vehicle each tick until cond holds.
 func (l *Loop) waitFor(ctx context.Context, cond func(vehiclestate.State) bool) error {
 	for {
-		if cond(l.vehicle.Snapshot(l.clk.Now())) {
+		if cond(l.snapshot()) {
 			return nil
 		}
 		if err := clock.Sleep(ctx, l.clk, l.cfg.Tick); err != nil {
@@ -241,7 +265,7 @@ func (l *Loop) retry(ctx context.Context, what string, code status.Code, state s
 			if err := clock.Sleep(ctx, l.clk, l.cfg.Tick); err != nil {
 				return err
 			}
-			if unplugged(l.vehicle.Snapshot(l.clk.Now())) {
+			if unplugged(l.snapshot()) {
 				return errUnplugged
 			}
 		}

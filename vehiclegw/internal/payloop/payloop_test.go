@@ -129,6 +129,8 @@ func (w *fakeWall) Invoice(_ context.Context, amt int64) (string, error) {
 
 func (w *fakeWall) Follow(context.Context) <-chan WallStatus { return w.updates }
 
+func (w *fakeWall) URL() string { return "http://[fe80::1%plc0]:15118/" }
+
 // report replaces any unread report with the newest, as wallclient does.
 func (w *fakeWall) report(st WallStatus) {
 	select {
@@ -149,11 +151,13 @@ type fakeNode struct {
 	inflight  map[[32]byte]int64                   // stalled payments
 	tracked   map[[32]byte]lndclient.PaymentStatus // how Track says they ended
 	done      chan struct{}                        // closed by finish
+	timeouts  []time.Duration                      // each Pay's timeout
 }
 
 func (n *fakeNode) Pay(_ context.Context, bolt11 string, opts lndclient.PayOptions) (lndclient.PaymentResult, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.timeouts = append(n.timeouts, opts.Timeout)
 	if opts.AmountMsat > n.spendable {
 		return lndclient.PaymentResult{Status: lndclient.Failed, FailureReason: lndclient.ReasonInsufficientBalance}, nil
 	}
@@ -256,9 +260,17 @@ type memLedger struct {
 	sessions  []LedgerSession
 	invoices  int
 	payments  []lndclient.PaymentResult
+	paidAt    []time.Time
 	refusals  []string
 	ended     []string
+	meters    []meterSample
 	paidTotal int64
+	daysAsked []time.Time // PaidSince's argument, each call
+}
+
+type meterSample struct {
+	at              time.Time
+	wallMWh, carMWh int64
 }
 
 func (m *memLedger) OpenSession(_ context.Context, s LedgerSession) error {
@@ -275,10 +287,11 @@ func (m *memLedger) AddInvoice(context.Context, string, [32]byte, int64, string,
 	return nil
 }
 
-func (m *memLedger) RecordPayment(_ context.Context, _ string, r lndclient.PaymentResult, _ time.Time) error {
+func (m *memLedger) RecordPayment(_ context.Context, _ string, r lndclient.PaymentResult, at time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.payments = append(m.payments, r)
+	m.paidAt = append(m.paidAt, at)
 	if r.Status == lndclient.Succeeded {
 		m.paidTotal += r.AmountMsat
 	}
@@ -292,7 +305,12 @@ func (m *memLedger) RecordRefusal(_ context.Context, _, _, reason, _ string, _ t
 	return nil
 }
 
-func (m *memLedger) RecordMeter(context.Context, string, time.Time, int64, int64) error { return nil }
+func (m *memLedger) RecordMeter(_ context.Context, _ string, at time.Time, wallMWh, carMWh int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.meters = append(m.meters, meterSample{at, wallMWh, carMWh})
+	return nil
+}
 
 func (m *memLedger) EndSession(_ context.Context, id string, _ time.Time, reason string, _, _, _ int64) error {
 	m.mu.Lock()
@@ -301,9 +319,10 @@ func (m *memLedger) EndSession(_ context.Context, id string, _ time.Time, reason
 	return nil
 }
 
-func (m *memLedger) PaidSince(context.Context, time.Time) (int64, error) {
+func (m *memLedger) PaidSince(_ context.Context, t time.Time) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.daysAsked = append(m.daysAsked, t)
 	return m.paidTotal, nil
 }
 
@@ -377,12 +396,23 @@ var settings = buypolicy.Settings{TargetSoCPermille: 800, MaxPriceMsatPerWh: 200
 
 func newRig(t *testing.T, price int64, mode wallMode) *rig {
 	t.Helper()
+	return startRig(t, price, mode, nil)
+}
+
+// startRig starts a loop on stand-ins; tune, if not nil, may change its
+// configuration and the vehicle it reads before it starts.
+func startRig(t *testing.T, price int64, mode wallMode, tune func(r *rig, cfg *Config, v *Vehicle)) *rig {
+	t.Helper()
 	r := &rig{t: t, clk: clock.NewManual(t0), car: newFakeCar(50), wall: newFakeWall(t, price),
 		node: &fakeNode{spendable: 1_000_000}, ledger: &memLedger{}, shown: &shown{}, done: make(chan error, 1)}
 	r.wall.mode = mode
 	payer := &carpay.Payer{Node: r.node, Network: "regtest", Timeout: time.Minute, Clock: r.clk}
-	l, err := New(Config{Policy: settings, Network: "regtest", Clock: r.clk},
-		r.car, func(context.Context) (Wall, error) { return r.wall, nil }, payer, r.node, r.ledger, r.shown)
+	cfg := Config{Policy: settings, Network: "regtest", Clock: r.clk}
+	var v Vehicle = r.car
+	if tune != nil {
+		tune(r, &cfg, &v)
+	}
+	l, err := New(cfg, v, func(context.Context) (Wall, error) { return r.wall, nil }, payer, r.node, r.ledger, r.shown)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,6 +494,10 @@ func TestHappyPathPaysAsEnergyFlows(t *testing.T) {
 	})
 	if r.ledger.invoices != 2 || len(r.ledger.payments) != 2 {
 		t.Errorf("ledger: %d invoices, %d payments", r.ledger.invoices, len(r.ledger.payments))
+	}
+	// The wall is recorded where it was found, also when SDP found it.
+	if got := r.ledger.sessions[0].WallURL; got != "http://[fe80::1%plc0]:15118/" {
+		t.Errorf("ledger: wall URL %q, want the wall's own", got)
 	}
 }
 

@@ -77,10 +77,10 @@ func (l *Loop) session(ctx context.Context) {
 		return
 	}
 	now := l.clk.Now()
-	snap := l.vehicle.Snapshot(now)
+	snap := l.snapshot()
 	s := &session{l: l, wall: wall, offer: o, id: o.Terms.SessionID, startMWh: snap.ChargedEnergyMWh, balanceSat: l.shown.BalanceSat,
 		pending: map[[32]byte]int64{}}
-	if err := l.ledger.OpenSession(ctx, LedgerSession{ID: s.id, WallURL: l.cfg.WallURL, Offer: o.Terms, Metadata: o.Metadata,
+	if err := l.ledger.OpenSession(ctx, LedgerSession{ID: s.id, WallURL: wall.URL(), Offer: o.Terms, Metadata: o.Metadata,
 		StartedAt: now, SoCPermille: socPermille(snap)}); err != nil {
 		// Without a ledger row nothing may be paid: the record comes first.
 		l.log.Error("payloop: cannot record the session; paying nothing", "session", s.id, "err", err)
@@ -102,7 +102,7 @@ func (l *Loop) session(ctx context.Context) {
 	// really ended, unplugged or not.
 	s.settlePending(context.WithoutCancel(ctx), 2*time.Minute)
 	end := l.clk.Now()
-	snap = l.vehicle.Snapshot(end)
+	snap = l.snapshot()
 	if err := l.ledger.EndSession(context.WithoutCancel(ctx), s.id, end, reason, s.wallMWh, s.carMWh(snap), socPermille(snap)); err != nil {
 		l.log.Error("payloop: record the end of the session", "session", s.id, "err", err)
 	}
@@ -131,7 +131,7 @@ func (s *session) run(ctx context.Context) string {
 		case <-l.clk.After(l.cfg.Tick):
 		}
 		now := l.clk.Now()
-		snap := l.vehicle.Snapshot(now)
+		snap := l.snapshot()
 		if unplugged(snap) {
 			return EndUnplugged
 		}
