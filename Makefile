@@ -54,9 +54,12 @@ test: fmt-check vet
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
 
-demo:
-	@echo "make demo: the charging demo arrives with the wall controller and Lightning (issues 3 to 6); nothing to run yet." >&2
-	@exit 1
+# One charging session end to end: regtest Lightning, the simulated car and
+# EVSE, wallctl and vehiclegw (see the README). Ctrl-C stops everything.
+# make demo DEMO_FLAGS="--profile tesla-model3"
+demo: build lnd-bins
+	$(GO) build -o $(BIN)/ ./internal/demo/cmd/satwatt-demo
+	$(BIN)/satwatt-demo --bin $(BIN) --cache $(CACHE) $(DEMO_FLAGS)
 
 clean:
 	rm -rf $(BIN)
