@@ -147,6 +147,7 @@ type fakeNode struct {
 	spendable int64
 	down      bool
 	asked     int
+	tracks    int                                  // Track calls while down
 	stall     bool                                 // Pay leaves payments in flight
 	inflight  map[[32]byte]int64                   // stalled payments
 	tracked   map[[32]byte]lndclient.PaymentStatus // how Track says they ended
@@ -181,6 +182,11 @@ func (n *fakeNode) Pay(_ context.Context, bolt11 string, opts lndclient.PayOptio
 // (finish) or ctx does.
 func (n *fakeNode) Track(ctx context.Context, hash [32]byte) (lndclient.PaymentResult, error) {
 	n.mu.Lock()
+	if n.down {
+		n.tracks++
+		n.mu.Unlock()
+		return lndclient.PaymentResult{}, fmt.Errorf("Track: %w", lndclient.ErrUnreachable)
+	}
 	if n.done == nil {
 		n.done = make(chan struct{})
 	}
@@ -612,6 +618,52 @@ func TestNodeUnreachableBacksOffAndResumes(t *testing.T) {
 
 // A payment left in flight is not paid again; at unplug it is followed to
 // its end and recorded as it really ended.
+// The node goes away while a payment is in flight: the car shows
+// NODE_UNREACHABLE, asks with a growing backoff, and records the payment
+// as it ended once the node answers.
+func TestNodeUnreachableWithPaymentInFlight(t *testing.T) {
+	r := newRig(t, 100, honest)
+	r.node.mu.Lock()
+	r.node.stall = true
+	r.node.mu.Unlock()
+	r.plug()
+	r.until("the payment is in flight", func() bool {
+		r.ledger.mu.Lock()
+		defer r.ledger.mu.Unlock()
+		return len(r.ledger.payments) == 1 && r.ledger.payments[0].Status == lndclient.InFlight
+	})
+	r.node.setDown(true)
+	r.until("node unreachable shown", func() bool { return r.shown.last().Error == status.NodeUnreachable })
+	for range 120 { // two minutes of the loop's time
+		r.clk.Advance(time.Second)
+		time.Sleep(time.Millisecond)
+	}
+	r.node.mu.Lock()
+	tracks := r.node.tracks
+	r.node.mu.Unlock()
+	// 1+2+4+8+16+30+30+30 s: about 8 tries in two minutes, not 120.
+	if tracks > 12 {
+		t.Errorf("asked the unreachable node about the payment %d times in two minutes", tracks)
+	}
+	r.node.setDown(false)
+	r.node.finish(lndclient.Succeeded)
+	r.until("recorded as it ended", func() bool {
+		r.ledger.mu.Lock()
+		defer r.ledger.mu.Unlock()
+		n := len(r.ledger.payments)
+		return n >= 2 && r.ledger.payments[n-1].Status == lndclient.Succeeded
+	})
+	r.until("the warning goes", func() bool { return r.shown.last().Error != status.NodeUnreachable })
+	// And the car buys on: a payment that ended while the balance was
+	// unknown must not leave an impossible balance behind.
+	r.deliver(70_000, 66_000)
+	r.until("the next payment", func() bool {
+		r.ledger.mu.Lock()
+		defer r.ledger.mu.Unlock()
+		return r.ledger.invoices == 2
+	})
+}
+
 func TestPaymentInFlightAtUnplugIsFollowed(t *testing.T) {
 	r := newRig(t, 100, honest)
 	r.node.mu.Lock()

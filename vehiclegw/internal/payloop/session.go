@@ -51,6 +51,10 @@ type session struct {
 	// unless a worse error replaces it, so the bus never flickers
 	// between NONE and the warning within one step.
 	warn status.Code
+	// trackBackoff and trackNext pace asking an unanswering node how the
+	// payments in flight ended.
+	trackBackoff time.Duration
+	trackNext    time.Time
 }
 
 // session runs one plug-in to unplug. Failures are shown on the vehicle
@@ -236,7 +240,9 @@ func (s *session) step(ctx context.Context, snap vehiclestate.State) {
 		return
 	}
 	s.refreshSpend(ctx)
-	s.settlePending(ctx, time.Second)
+	if now := s.l.clk.Now(); !now.Before(s.trackNext) {
+		s.settlePending(ctx, time.Second)
+	}
 	if len(s.pending) > 0 {
 		// Never pay on top of a payment whose outcome is not known.
 		s.show()
@@ -264,6 +270,9 @@ func (s *session) step(ctx context.Context, snap vehiclestate.State) {
 			// credit runs out short of the target, the policy asks for more.
 			s.show()
 			return
+		}
+		if d.Reason == buypolicy.InvalidProgress || d.Reason == buypolicy.InvalidSettings {
+			l.log.Error("payloop: the purchase policy refused the gateway's own numbers (a bug); buying nothing more", "session", s.id, "why", d.Detail)
 		}
 		s.stop(codeOf(d.Reason), d.Detail)
 		return
@@ -372,8 +381,12 @@ func (s *session) outcome(ctx context.Context, res lndclient.PaymentResult, amt 
 		s.spentMsat += res.AmountMsat + res.FeeMsat
 		s.boughtMWh = s.paidMWh()
 		// Shown at once; the node is asked again before the next payment.
-		s.spendable -= res.AmountMsat + res.FeeMsat
-		s.balanceSat, s.lastSpend = s.spendable/1000, time.Time{}
+		// An unknown balance stays unknown (and never goes below zero).
+		if s.spendKnown {
+			s.spendable = max(s.spendable-res.AmountMsat-res.FeeMsat, 0)
+			s.balanceSat = s.spendable / 1000
+		}
+		s.lastSpend = time.Time{}
 		l.log.Info("payloop: paid", "session", s.id, "amount_msat", res.AmountMsat, "fee_msat", res.FeeMsat,
 			"hash", hexHash(res.PaymentHash))
 		s.show()
@@ -397,6 +410,7 @@ func (s *session) outcome(ctx context.Context, res lndclient.PaymentResult, amt 
 // settlePending asks the node how each payment in flight ended, waiting up
 // to wait for each.
 func (s *session) settlePending(ctx context.Context, wait time.Duration) {
+	var failing error
 	for hash, amt := range s.pending {
 		tctx, cancel := context.WithTimeout(ctx, wait)
 		res, err := s.l.node.Track(tctx, hash)
@@ -406,12 +420,35 @@ func (s *session) settlePending(ctx context.Context, wait time.Duration) {
 			// The node never sent it.
 			s.outcome(ctx, lndclient.PaymentResult{PaymentHash: hash, Status: lndclient.Failed}, amt)
 		case err != nil:
-			s.l.log.Warn("payloop: payment still unknown", "session", s.id, "hash", hexHash(hash), "err", err)
+			failing = err
 		case res.Status != lndclient.InFlight:
 			res.PaymentHash = hash
 			s.outcome(ctx, res, amt)
 		}
 	}
+	s.trackFailed(failing)
+}
+
+// trackFailed notes whether the node told how the payments in flight
+// ended. While it does not answer, the car shows NODE_UNREACHABLE (not a
+// stale NONE) and asks again with a growing backoff, logging the change
+// rather than every try.
+func (s *session) trackFailed(err error) {
+	if err == nil {
+		if s.trackBackoff > 0 {
+			s.l.log.Info("payloop: the node answers about the payments in flight again", "session", s.id)
+		}
+		s.trackBackoff, s.trackNext = 0, time.Time{}
+		return
+	}
+	if errors.Is(err, lndclient.ErrUnreachable) {
+		s.warn, s.spendKnown = status.NodeUnreachable, false
+	}
+	if s.trackBackoff == 0 {
+		s.l.log.Warn("payloop: a payment's outcome is unknown; asking the node again with backoff", "session", s.id, "err", err)
+	}
+	s.trackBackoff = min(max(2*s.trackBackoff, s.l.cfg.Tick), s.l.cfg.RetryMax)
+	s.trackNext = s.l.clk.Now().Add(s.trackBackoff)
 }
 
 // codeOf is what the vehicle shows for a policy reason.
