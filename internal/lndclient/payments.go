@@ -279,14 +279,15 @@ func paymentResult(p *lnrpc.Payment) (PaymentResult, error) {
 
 // SpendableMsat estimates what this node can send now:
 //
-//	sum over active channels of max(0, local_balance − local chan_reserve_sat)
+//	sum over active channels of max(0, local_balance − local chan_reserve_sat
+//	                                  − the opener's fee buffer for one more HTLC)
 //
 // Pending outgoing HTLCs are not subtracted again: lnd's local_balance is
 // the to-self output of the current commitment, from which HTLCs in flight
 // are already taken out (lnd lists them apart as pending_htlcs and
-// unsettled_balance). It is an upper bound: on channels this node opened,
-// lnd also keeps back the fee for one more HTLC output and a buffer for fee
-// rises, typically a few thousand sat.
+// unsettled_balance). On channels this node opened, lnd keeps back the fee
+// for the commitment with one more HTLC at twice today's fee rate
+// (htlcFeeBuffer).
 func (c *Client) SpendableMsat(ctx context.Context) (int64, error) {
 	cctx, cancel := c.unary(ctx)
 	defer cancel()
@@ -303,9 +304,25 @@ func (c *Client) SpendableMsat(ctx context.Context) (int64, error) {
 		if ch.LocalConstraints != nil {
 			reserve = int64(ch.LocalConstraints.ChanReserveSat)
 		}
-		if s := (ch.LocalBalance - reserve) * 1000; s > 0 {
+		if s := (ch.LocalBalance - reserve - htlcFeeBuffer(ch.Initiator, ch.FeePerKw, ch.CommitWeight, ch.CommitFee)) * 1000; s > 0 {
 			total += s
 		}
 	}
 	return total, nil
+}
+
+// htlcWeight is what one more HTLC output adds to a commitment transaction.
+const htlcWeight = 172
+
+// htlcFeeBuffer is the commitment fee, in sat, that the channel's opener
+// must still be able to pay on top of a new HTLC: lnd refuses a payment
+// unless the opener covers the commitment with one more HTLC at twice the
+// present fee rate (the fee spike buffer). The local balance already
+// excludes today's fee. Found when the car's 20,000 sat channel failed its
+// last payments with "insufficient balance" that this balance had promised.
+func htlcFeeBuffer(initiator bool, feePerKw, commitWeight, commitFee int64) int64 {
+	if !initiator || feePerKw <= 0 {
+		return 0
+	}
+	return max(2*feePerKw*(commitWeight+htlcWeight)/1000-commitFee, 0)
 }

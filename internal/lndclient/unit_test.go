@@ -313,3 +313,22 @@ func TestNextBackoff(t *testing.T) {
 		}
 	}
 }
+
+func TestHTLCFeeBuffer(t *testing.T) {
+	tests := []struct {
+		name                              string
+		initiator                         bool
+		feePerKw, commitWeight, fee, want int64
+	}{
+		// An anchor channel at 2,500 sat/kw: weight 1,116, fee 2,790 sat
+		// today; with one more HTLC at twice the rate 6,440 sat.
+		{"opener", true, 2_500, 1_116, 2_790, 3_650},
+		{"not the opener", false, 2_500, 1_116, 2_790, 0},
+		{"no fee rate", true, 0, 1_116, 0, 0},
+	}
+	for _, tt := range tests {
+		if got := htlcFeeBuffer(tt.initiator, tt.feePerKw, tt.commitWeight, tt.fee); got != tt.want {
+			t.Errorf("%s: %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
