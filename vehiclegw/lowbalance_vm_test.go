@@ -126,7 +126,7 @@ func TestLowBalanceOnVehicleBus(t *testing.T) {
 
 	// What the car's node did, seen from the host: payments made, none
 	// failed or left in flight.
-	out, err := car.Lncli(t.Context(), "listpayments")
+	out, err := car.Lncli(t.Context(), "listpayments", "--include_incomplete")
 	if err != nil {
 		t.Fatalf("listpayments: %v %s", err, out)
 	}

@@ -396,7 +396,9 @@ func (s *session) outcome(ctx context.Context, res lndclient.PaymentResult, amt 
 		st := l.shown
 		st.Error = status.PaymentFailed
 		if res.FailureReason == lndclient.ReasonInsufficientBalance {
-			st.Error = status.LowBalance
+			// Ask the node afresh before trying again, rather than ask the
+			// wall for invoice after invoice on a stale balance.
+			st.Error, s.lastSpend = status.LowBalance, time.Time{}
 		}
 		l.show(st)
 	default:
