@@ -34,6 +34,7 @@ type serveFlags struct {
 	lndRPC, lndCert, lndMacaroon, lndConnect  string
 	evseKind, serial, simCarURL               string
 	simSpeed                                  float64
+	simMeterHigh                              int64
 	price, increment, firstMultiple, grace    int64
 	maxCurrentA, maxOpenInvoices              int
 	unpaidTimeout, invoiceExpiry              time.Duration
@@ -55,6 +56,7 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.serial, "serial", "", "serial device of the OpenEVSE, e.g. /dev/ttyUSB0")
 	fs.StringVar(&f.simCarURL, "sim-car", "", "simulated EVSE only: couple to vehiclegw simcar's control URL (token in $SATWATT_SIMCAR_TOKEN); empty: a built-in simulated vehicle plugged with POST /api/sim/plug")
 	fs.Float64Var(&f.simSpeed, "sim-speed", 1, "simulated EVSE only: run its clock this many times faster (the demo's speed factor)")
+	fs.Int64Var(&f.simMeterHigh, "sim-meter-high", 0, "simulated EVSE only, a fault for demos and tests: its meter reads this many per mille high (-1000..1000)")
 	fs.Int64Var(&f.price, "price", 100, "price in msat per Wh (= sat per kWh) for new sessions; POST /api/price changes it")
 	fs.Int64Var(&f.increment, "increment-wh", 50, "energy one normal payment buys, Wh")
 	fs.Int64Var(&f.firstMultiple, "first-multiple", 2, "the first payment buys this many increments")
@@ -232,6 +234,12 @@ func openEVSE(ctx context.Context, f *serveFlags, log *slog.Logger) (chargepoint
 		e, err := simevse.New(cfg)
 		if err != nil {
 			return nil, nil, err
+		}
+		if f.simMeterHigh != 0 {
+			if err := e.SetFaults(simevse.Faults{MeterHighPermil: f.simMeterHigh}); err != nil {
+				return nil, nil, fmt.Errorf("%w: --sim-meter-high: %v", subcmd.ErrUsage, err)
+			}
+			log.Warn("wallctl: the SIMULATED EVSE's meter reads high on purpose (a test fault)", "permil", f.simMeterHigh)
 		}
 		log.Warn("wallctl: driving the SIMULATED EVSE (a demo and test feature): no real charger is switched")
 		return e, e, nil

@@ -177,6 +177,12 @@ func Start(ctx context.Context, cfg Config) (_ *Site, err error) {
 		"--evse", "sim", "--sim-car", s.SimcarURL, "--sim-speed", fmtFloat(cfg.Speed),
 		"--max-current", strconv.Itoa(cfg.MaxCurrentA), "--price", strconv.FormatInt(cfg.PriceSat, 10),
 		"--increment-wh", strconv.FormatInt(cfg.IncrementWh, 10)}
+	if cfg.Speed != 1 {
+		// The grace covers the moments between the wall's decision and the
+		// power stopping (here the simulated EVSE telling the simulated
+		// car over HTTP); at speed a moment holds that much more energy.
+		s.wallArgs = append(s.wallArgs, "--grace-wh", strconv.FormatInt(max(10, int64(3*cfg.Speed)), 10))
+	}
 	if cfg.Namespaces {
 		s.wallArgs = append(s.wallArgs, "--sdp-iface", PLCIface)
 	}
