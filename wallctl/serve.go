@@ -229,6 +229,10 @@ func openEVSE(ctx context.Context, f *serveFlags, log *slog.Logger) (chargepoint
 			if err != nil {
 				return nil, nil, fmt.Errorf("%w: --sim-car: %v", subcmd.ErrUsage, err)
 			}
+			// Read the car once before the controller looks: a real EVSE's
+			// pilot tells at once whether a vehicle is connected, which is
+			// what lets a restarted wall resume the session it left open.
+			_ = v.Refresh(ctx) // logged inside; the car may not be up yet
 			cfg.Vehicle = v
 		}
 		e, err := simevse.New(cfg)
