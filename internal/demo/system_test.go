@@ -150,8 +150,12 @@ func checkMoney(t *testing.T, s *Site) (paidMsat int64) {
 	if l := st.Last; l != nil && l.DeliveredMWh > l.PaidEnergyMWh+l.GraceWh*1000 {
 		t.Errorf("session %s delivered %d mWh on %d mWh paid and %d Wh grace", l.ID, l.DeliveredMWh, l.PaidEnergyMWh, l.GraceWh)
 	}
-	t.Logf("money: %d msat settled on the wall's lnd = wall SQLite = car ledger; wall delivered %d mWh, car measured %d mWh",
-		lnd, wall.DeliveredMWh, car.MeasuredMWh)
+	toEnergy := "never"
+	if l := st.Last; l != nil && !l.FirstEnergyAt.IsZero() {
+		toEnergy = l.FirstEnergyAt.Sub(l.StartedAt).Round(time.Millisecond).String()
+	}
+	t.Logf("money: %d msat settled on the wall's lnd = wall SQLite = car ledger; wall delivered %d mWh, car measured %d mWh; plug-in to energy (the wall's clock) %s",
+		lnd, wall.DeliveredMWh, car.MeasuredMWh, toEnergy)
 	return lnd
 }
 
