@@ -216,13 +216,18 @@ func (c *Client) follow(ctx context.Context, hash [32]byte, rpc string,
 	started := false
 	for {
 		p, err := stream.Recv()
+		ended := err != nil && callerEnded(ctx, err)
 		switch {
 		case err == nil:
-		case ctx.Err() != nil && started:
+		case ended && started:
 			return res, nil
-		case ctx.Err() != nil:
+		case ended:
+			cerr := ctx.Err()
+			if cerr == nil {
+				cerr = context.DeadlineExceeded
+			}
 			return res, fmt.Errorf("lndclient: %s %x at %s: %w before lnd confirmed the payment; "+
-				"follow it with Track", rpc, hash, c.addr, ctx.Err())
+				"follow it with Track", rpc, hash, c.addr, cerr)
 		case status.Code(err) == codes.AlreadyExists:
 			return res, fmt.Errorf("%w: %w", errDuplicate, err)
 		case errors.Is(err, io.EOF):
@@ -325,4 +330,15 @@ func htlcFeeBuffer(initiator bool, feePerKw, commitWeight, commitFee int64) int6
 		return 0
 	}
 	return max(2*feePerKw*(commitWeight+htlcWeight)/1000-commitFee, 0)
+}
+
+// callerEnded reports whether a stream error is the caller's context
+// ending. gRPC sends the deadline to lnd, which may cut the stream
+// (DeadlineExceeded) a moment before the context here says it is done.
+func callerEnded(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	_, hasDeadline := ctx.Deadline()
+	return hasDeadline && status.Code(err) == codes.DeadlineExceeded
 }

@@ -332,3 +332,28 @@ func TestHTLCFeeBuffer(t *testing.T) {
 		}
 	}
 }
+
+func TestCallerEnded(t *testing.T) {
+	expired, cancel := context.WithTimeout(context.Background(), -time.Second)
+	defer cancel()
+	withDeadline, cancel2 := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel2()
+	deadlineErr := status.Error(codes.DeadlineExceeded, "stream terminated by RST_STREAM with error code: CANCEL")
+	tests := []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want bool
+	}{
+		{"context over", expired, errors.New("anything"), true},
+		// lnd cut the stream at the deadline a moment before ctx knew.
+		{"deadline reached at lnd first", withDeadline, deadlineErr, true},
+		{"no deadline: lnd's own timeout", context.Background(), deadlineErr, false},
+		{"other error", withDeadline, status.Error(codes.Unavailable, "gone"), false},
+	}
+	for _, tt := range tests {
+		if got := callerEnded(tt.ctx, tt.err); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
