@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -129,22 +130,74 @@ func (c *Controller) RequestInvoice(ctx context.Context, sessionID string, amoun
 	return Invoice{Bolt11: inv.PaymentRequest, PaymentHash: inv.PaymentHash}, nil
 }
 
+// ErrSoC is returned for a state of charge outside 0 to 1000 per mille.
+var ErrSoC = errors.New("state of charge out of range")
+
+// ShareSoC records the state of charge the buyer of the open session
+// shares, in per mille, for the page. It is information, never a reason to
+// deliver or withhold energy.
+func (c *Controller) ShareSoC(sessionID string, permille int64) error {
+	if permille < 0 || permille > 1000 {
+		return fmt.Errorf("%w: %d per mille", ErrSoC, permille)
+	}
+	c.mu.Lock()
+	if c.cur == nil || c.cur.m.ID() != sessionID || c.cur.m.State() == metering.Ended {
+		c.mu.Unlock()
+		return fmt.Errorf("%w: %q", ErrNotOpen, sessionID)
+	}
+	changed := c.cur.socPermille != permille
+	c.cur.socPermille = permille
+	c.mu.Unlock()
+	if changed {
+		c.publish()
+	}
+	return nil
+}
+
+// Settings are the owner's terms for new sessions.
+type Settings struct {
+	PriceMsatPerWh int64 `json:"price_msat_per_wh"`
+	IncrementWh    int64 `json:"increment_wh"`
+	GraceWh        int64 `json:"grace_wh"`
+}
+
+// Settings returns the terms the next session will get.
+func (c *Controller) Settings() Settings {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Settings{PriceMsatPerWh: c.terms.PriceMsatPerWh, IncrementWh: c.terms.IncrementWh, GraceWh: c.terms.GraceWh}
+}
+
 // SetPrice sets the price for the next session; the open one keeps its own.
 func (c *Controller) SetPrice(ctx context.Context, msatPerWh int64) error {
+	s := c.Settings()
+	s.PriceMsatPerWh = msatPerWh
+	return c.SetSettings(ctx, s)
+}
+
+// SetSettings sets the terms for the next session; the open one keeps the
+// terms its offer named. They are stored first, so a restart keeps them.
+func (c *Controller) SetSettings(ctx context.Context, s Settings) error {
 	c.mu.Lock()
 	t := c.terms
 	c.mu.Unlock()
-	t.PriceMsatPerWh = msatPerWh
+	t.PriceMsatPerWh, t.IncrementWh, t.GraceWh = s.PriceMsatPerWh, s.IncrementWh, s.GraceWh
 	if err := t.Validate(); err != nil {
 		return err
 	}
-	if err := c.store.SetSetting(ctx, priceKey, strconv.FormatInt(msatPerWh, 10)); err != nil {
-		return fmt.Errorf("chargepoint: store price: %w", err)
+	for _, kv := range []struct {
+		key string
+		v   int64
+	}{{priceKey, s.PriceMsatPerWh}, {incrementKey, s.IncrementWh}, {graceKey, s.GraceWh}} {
+		if err := c.store.SetSetting(ctx, kv.key, strconv.FormatInt(kv.v, 10)); err != nil {
+			return fmt.Errorf("chargepoint: store %s: %w", kv.key, err)
+		}
 	}
 	c.mu.Lock()
-	c.terms.PriceMsatPerWh = msatPerWh
+	c.terms = t
 	c.mu.Unlock()
-	c.event(ctx, "", "price", fmt.Sprintf("%d msat/Wh from the next session", msatPerWh))
+	c.event(ctx, "", "settings", fmt.Sprintf("from the next session: %d msat/Wh, %d Wh increments, %d Wh grace",
+		s.PriceMsatPerWh, s.IncrementWh, s.GraceWh))
 	c.publish()
 	return nil
 }

@@ -84,7 +84,7 @@ func (r *rig) open() {
 	// What Run does before its loop, without the goroutines, so the test
 	// owns time.
 	c.disable(r.ctx, "test start")
-	if err := c.loadPrice(r.ctx); err != nil {
+	if err := c.loadSettings(r.ctx); err != nil {
 		r.t.Fatal(err)
 	}
 	if err := c.recover(r.ctx); err != nil {
@@ -390,26 +390,65 @@ func TestLndOutOfSightWithholdsPowerOnceCreditIsUsed(t *testing.T) {
 	}
 }
 
-func TestPriceChangeAppliesToTheNextSession(t *testing.T) {
+func TestSettingsApplyToTheNextSession(t *testing.T) {
 	r := newRig(t)
 	r.car.Plug()
 	r.c.step(r.ctx)
-	if err := r.c.SetPrice(r.ctx, 250); err != nil {
+	before := *r.c.Status().Session
+	want := Settings{PriceMsatPerWh: 250, IncrementWh: 20, GraceWh: 5}
+	if err := r.c.SetSettings(r.ctx, want); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.c.Status().Session.PriceMsatPerWh; got != 100 {
-		t.Errorf("open session's price changed to %d", got)
+	if got := *r.c.Status().Session; got.PriceMsatPerWh != before.PriceMsatPerWh ||
+		got.IncrementWh != before.IncrementWh || got.GraceWh != before.GraceWh {
+		t.Errorf("open session's terms changed: %d msat/Wh, %d Wh, %d Wh grace", got.PriceMsatPerWh, got.IncrementWh, got.GraceWh)
 	}
 	r.car.Unplug()
 	r.c.step(r.ctx)
-	r.open() // the price survives a restart
+	r.open() // the settings survive a restart
 	r.car.Plug()
 	r.c.step(r.ctx)
-	if got := r.c.Status().Session.PriceMsatPerWh; got != 250 {
-		t.Errorf("next session's price %d, want 250", got)
+	got := *r.c.Status().Session
+	if g := (Settings{got.PriceMsatPerWh, got.IncrementWh, got.GraceWh}); g != want {
+		t.Errorf("next session's terms %+v, want %+v", g, want)
 	}
-	if err := r.c.SetPrice(r.ctx, 0); err == nil {
-		t.Error("price 0 accepted")
+	for _, bad := range []Settings{{0, 20, 5}, {250, 0, 5}, {250, 20, -1}} {
+		if err := r.c.SetSettings(r.ctx, bad); err == nil {
+			t.Errorf("settings %+v accepted", bad)
+		}
+	}
+	if err := r.c.SetPrice(r.ctx, 300); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.c.Settings(); got != (Settings{300, 20, 5}) {
+		t.Errorf("after SetPrice(300): %+v; the price alone should change", got)
+	}
+}
+
+func TestShareSoC(t *testing.T) {
+	r := newRig(t)
+	r.car.Plug()
+	r.c.step(r.ctx)
+	id := r.c.Status().Session.ID
+	if got := r.c.Status().Session.SoCPermille; got != -1 {
+		t.Fatalf("SoC %d before the car shared it, want -1", got)
+	}
+	for _, tc := range []struct {
+		id       string
+		permille int64
+		want     error
+	}{
+		{id, 593, nil},
+		{id, 1001, ErrSoC},
+		{id, -1, ErrSoC},
+		{"someone-else", 500, ErrNotOpen},
+	} {
+		if err := r.c.ShareSoC(tc.id, tc.permille); !errors.Is(err, tc.want) {
+			t.Errorf("ShareSoC(%q, %d) = %v, want %v", tc.id, tc.permille, err, tc.want)
+		}
+	}
+	if got := r.c.Status().Session.SoCPermille; got != 593 {
+		t.Errorf("SoC %d after the refused ones, want 593", got)
 	}
 }
 

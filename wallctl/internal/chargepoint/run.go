@@ -29,6 +29,9 @@ type session struct {
 	sampled   time.Time
 	payments  []Payment
 	lndDark   bool // power withheld because lnd cannot be seen
+	// socPermille is the state of charge the car chose to share with its
+	// last invoice request, -1 if it did not. Shown, never trusted.
+	socPermille int64
 }
 
 // Payment is one settled payment as the status shows it.
@@ -68,7 +71,7 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 		wg.Wait()
 	}()
 
-	if err := c.loadPrice(ctx); err != nil {
+	if err := c.loadSettings(ctx); err != nil {
 		return err
 	}
 	if err := c.recover(ctx); err != nil {
@@ -128,23 +131,45 @@ func (c *Controller) disable(ctx context.Context, why string) {
 	c.log.Info("chargepoint: EVSE disabled", "why", why)
 }
 
-const priceKey = "price_msat_per_wh"
+// The owner's settings, stored so a restart keeps them.
+const (
+	priceKey     = "price_msat_per_wh"
+	incrementKey = "increment_wh"
+	graceKey     = "grace_wh"
+)
 
-func (c *Controller) loadPrice(ctx context.Context) error {
-	v, err := c.store.GetSetting(ctx, priceKey)
-	if err != nil {
+// loadSettings applies the stored settings over the configured terms. A
+// stored value that is not usable is ignored with a warning: the wall
+// still starts, on its configured terms.
+func (c *Controller) loadSettings(ctx context.Context) error {
+	c.mu.Lock()
+	t := c.terms
+	c.mu.Unlock()
+	for _, kv := range []struct {
+		key string
+		dst *int64
+		min int64
+	}{{priceKey, &t.PriceMsatPerWh, 1}, {incrementKey, &t.IncrementWh, 1}, {graceKey, &t.GraceWh, 0}} {
+		v, err := c.store.GetSetting(ctx, kv.key)
 		if errors.Is(err, wallstore.ErrNotFound) {
-			return nil
+			continue
 		}
-		return fmt.Errorf("chargepoint: read the stored price: %w", err)
+		if err != nil {
+			return fmt.Errorf("chargepoint: read the stored %s: %w", kv.key, err)
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < kv.min {
+			c.log.Warn("chargepoint: stored setting is not usable; using the configured one", "key", kv.key, "stored", v)
+			continue
+		}
+		*kv.dst = n
 	}
-	p, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || p <= 0 {
-		c.log.Warn("chargepoint: stored price is not a positive integer; using the configured one", "stored", v)
+	if err := t.Validate(); err != nil {
+		c.log.Warn("chargepoint: stored settings are not usable together; using the configured ones", "err", err)
 		return nil
 	}
 	c.mu.Lock()
-	c.terms.PriceMsatPerWh = p
+	c.terms = t
 	c.mu.Unlock()
 	return nil
 }
@@ -219,7 +244,7 @@ func (c *Controller) resume(ctx context.Context, r wallstore.Session, st evse.St
 	if err != nil {
 		return err
 	}
-	cur := &session{m: m, offer: o, metadata: r.Metadata, descHash: offer.DescriptionHash(r.Metadata), meterBase: base, meterFrom: from}
+	cur := &session{m: m, offer: o, metadata: r.Metadata, descHash: offer.DescriptionHash(r.Metadata), meterBase: base, meterFrom: from, socPermille: -1}
 	for _, p := range rc.Payments {
 		cur.addPayment(Payment{Hash: p.PaymentHash, AmountMsat: p.AmountPaidMsat, SettledAt: p.SettledAt, Late: p.AfterEnd})
 	}

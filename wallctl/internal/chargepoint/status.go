@@ -48,6 +48,7 @@ type SessionStatus struct {
 	CreditMsat       int64     `json:"credit_msat"`
 	CreditMWh        int64     `json:"credit_mwh"`
 	PowerW           int64     `json:"power_w"`
+	SoCPermille      int64     `json:"soc_permille"` // the car's, -1 if not shared
 	Payments         int       `json:"payments"`
 	StartedAt        time.Time `json:"started_at"`
 	EndedAt          time.Time `json:"ended_at,omitzero"`
@@ -92,7 +93,7 @@ func sessionStatus(s *session) *SessionStatus {
 		ID: snap.ID, State: snap.State.String(), PriceMsatPerWh: snap.Terms.PriceMsatPerWh,
 		IncrementWh: snap.Terms.IncrementWh, FirstPaymentMsat: snap.Terms.FirstPaymentMsat(), GraceWh: snap.Terms.GraceWh,
 		DeliveredMWh: snap.DeliveredMWh, PaidMsat: snap.PaidMsat, PaidEnergyMWh: snap.PaidEnergyMWh,
-		CreditMsat: snap.CreditMsat, CreditMWh: snap.CreditEnergyMWh, PowerW: s.powerW, Payments: snap.Payments,
+		CreditMsat: snap.CreditMsat, CreditMWh: snap.CreditEnergyMWh, PowerW: s.powerW, SoCPermille: s.socPermille, Payments: snap.Payments,
 		StartedAt: snap.StartedAt, EndedAt: snap.EndedAt, FirstEnergyAt: snap.FirstEnergyAt,
 		LastPayments: append([]Payment{}, s.payments...),
 	}

@@ -222,7 +222,7 @@ func (c *Controller) openSessionLocked(ctx context.Context, st evse.Status, now 
 		c.metrics.StoreErrors++
 		return
 	}
-	c.cur = &session{m: m, offer: o, metadata: meta, descHash: offer.DescriptionHash(meta), meterFrom: st.SessionMWh, sampled: now}
+	c.cur = &session{m: m, offer: o, metadata: meta, descHash: offer.DescriptionHash(meta), meterFrom: st.SessionMWh, sampled: now, socPermille: -1}
 	c.metrics.SessionsOpened++
 	c.log.Info("chargepoint: vehicle plugged in; session open", "session", id, "price_msat_per_wh", t.PriceMsatPerWh,
 		"first_payment_msat", t.FirstPaymentMsat())
