@@ -126,25 +126,30 @@ func (s *Store) History(ctx context.Context, hq HistoryQuery) ([]SessionSummary,
 
 // Receipt returns a session and every payment made for it.
 func (s *Store) Receipt(ctx context.Context, id string) (Receipt, error) {
-	fail := func(err error) (Receipt, error) {
-		return Receipt{}, fmt.Errorf("wallstore: receipt of session %q: %w", id, err)
-	}
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return fail(err)
+		return Receipt{}, fmt.Errorf("wallstore: receipt of session %q: %w", id, err)
 	}
 	defer tx.Rollback()
+	r, err := s.receipt(ctx, tx, id)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("wallstore: receipt of session %q: %w", id, err)
+	}
+	return r, nil
+}
+
+func (s *Store) receipt(ctx context.Context, tx *sql.Tx, id string) (Receipt, error) {
 	sess, err := scanSession(tx.QueryRowContext(ctx, s.q["session_get"], sql.Named("id", id)))
 	if errors.Is(err, sql.ErrNoRows) {
-		return fail(ErrNotFound)
+		return Receipt{}, ErrNotFound
 	}
 	if err != nil {
-		return fail(err)
+		return Receipt{}, err
 	}
 	r := Receipt{Session: sess}
 	rows, err := tx.QueryContext(ctx, s.q["receipt_payments"], sql.Named("id", id))
 	if err != nil {
-		return fail(err)
+		return Receipt{}, err
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -154,7 +159,7 @@ func (s *Store) Receipt(ctx context.Context, id string) (Receipt, error) {
 		)
 		if err := rows.Scan(&p.PaymentHash, &p.AmountAskedMsat, &p.AmountPaidMsat, &created, &expires,
 			&settled, &p.PreimageHex, &p.Bolt11, &p.AfterEnd); err != nil {
-			return fail(err)
+			return Receipt{}, err
 		}
 		p.CreatedAt = time.UnixMilli(created).UTC()
 		p.ExpiresAt = time.UnixMilli(expires).UTC()
@@ -167,7 +172,7 @@ func (s *Store) Receipt(ctx context.Context, id string) (Receipt, error) {
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fail(err)
+		return Receipt{}, err
 	}
 	return r, nil
 }

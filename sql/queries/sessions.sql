@@ -51,3 +51,12 @@ UPDATE sessions
 SET state = 'ended', ended = :at, end_reason = :reason,
     delivered_mwh = :delivered_mwh, updated = :at
 WHERE id = :id AND ended IS NULL;
+
+-- name: session_samples
+-- A session's meter samples, oldest first, for the page's chart; :limit
+-- bounds a session that ran for days.
+SELECT at, power_w, delivered_mwh
+FROM meter_samples
+WHERE session_id = :id
+ORDER BY at, id
+LIMIT :limit;
