@@ -42,7 +42,7 @@ type runFlags struct {
 	maxPayment, maxFee, packWh, meterSlackWh         int64
 	leadTime, payTimeout                             time.Duration
 	simSpeed                                         float64
-	asJSON                                           bool
+	asJSON, shareSoC                                 bool
 }
 
 func runFlagSet(stderr io.Writer) (*flag.FlagSet, *runFlags) {
@@ -68,6 +68,7 @@ func runFlagSet(stderr io.Writer) (*flag.FlagSet, *runFlags) {
 	fs.Int64Var(&f.maxFee, "max-fee", 0, "most sat of routing fees per payment (0: only fee-free routes, such as a direct channel to the wall)")
 	fs.Int64Var(&f.packWh, "pack-wh", 0, "the pack's energy, Wh, for profiles without a pack energy signal")
 	fs.DurationVar(&f.leadTime, "lead-time", 0, "pay this long before the credit runs out (0: the policy's default)")
+	fs.BoolVar(&f.shareSoC, "share-soc", true, "send the battery's state of charge with each invoice request, for the wall's page (--share-soc=false keeps it private)")
 	fs.Int64Var(&f.meterTolPct, "meter-tolerance", 15, "how far, %, the wall's meter may run ahead of the car's (charger losses)")
 	fs.Int64Var(&f.meterSlackWh, "meter-slack-wh", 5, "and by how many Wh on top, for readings taken at different moments")
 	fs.DurationVar(&f.payTimeout, "pay-timeout", time.Minute, "give up on a payment after this long")
@@ -232,7 +233,7 @@ func newPayer(node carpay.Node, network string, s buypolicy.Settings, f *runFlag
 // loopConfig paces the loop on real time and reads the car on its own.
 func loopConfig(s buypolicy.Settings, network string, f *runFlags, clk clocks, log *slog.Logger) payloop.Config {
 	return payloop.Config{Policy: s, Network: network, MeterTolerancePermille: f.meterTolPct * 10,
-		MeterSlackMWh: f.meterSlackWh * 1000, Clock: clk.real, VehicleClock: clk.vehicle, Logger: log}
+		MeterSlackMWh: f.meterSlackWh * 1000, ShareSoC: f.shareSoC, Clock: clk.real, VehicleClock: clk.vehicle, Logger: log}
 }
 
 // findWall is the static address, or SDP on the PLC interface.
@@ -325,11 +326,11 @@ func (w *wallAdapter) Offer(ctx context.Context) (payloop.Offer, error) {
 
 // Invoice asks under the offer fetched last (the loop refetches it and
 // checks its terms before each invoice).
-func (w *wallAdapter) Invoice(ctx context.Context, amt int64) (string, error) {
+func (w *wallAdapter) Invoice(ctx context.Context, amt, socPermille int64) (string, error) {
 	w.mu.Lock()
 	o := w.offer
 	w.mu.Unlock()
-	return w.c.Invoice(ctx, o, amt)
+	return w.c.Invoice(ctx, o, amt, socPermille)
 }
 
 func (w *wallAdapter) Follow(ctx context.Context) <-chan payloop.WallStatus {

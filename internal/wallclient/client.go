@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -144,19 +145,35 @@ func (c *Client) Offer(ctx context.Context) (Offer, error) {
 // Invoice asks the offer's callback for an invoice of amountMsat and
 // returns the BOLT11 string, unchecked: run invoicecheck against
 // o.Metadata and o.Terms before paying. A LUD-06 error (session over, too
-// many unpaid invoices) wraps ErrDeclined.
-func (c *Client) Invoice(ctx context.Context, o Offer, amountMsat int64) (string, error) {
+// many unpaid invoices) wraps ErrDeclined. A socPermille from 0 to 1000
+// shares the car's state of charge with the wall's page (parameter
+// SoCParam on the callback); -1 shares nothing.
+func (c *Client) Invoice(ctx context.Context, o Offer, amountMsat, socPermille int64) (string, error) {
 	if o.Pay == nil {
 		return "", fmt.Errorf("%w: invoice: no offer (use Client.Offer)", ErrConfig)
 	}
+	pay := o.Pay
+	if socPermille >= 0 && socPermille <= 1000 {
+		cb := *pay.Callback
+		q := cb.Query()
+		q.Set(SoCParam, strconv.FormatInt(socPermille, 10))
+		cb.RawQuery = q.Encode()
+		cp := *pay
+		cp.Callback = &cb
+		pay = &cp
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
-	r, err := c.lnurl().RequestInvoice(ctx, o.Pay, amountMsat, "")
+	r, err := c.lnurl().RequestInvoice(ctx, pay, amountMsat, "")
 	if err != nil {
 		return "", c.lnurlErr("invoice", err)
 	}
 	return r.PR, nil
 }
+
+// SoCParam is the callback parameter that carries the car's state of
+// charge in per mille; the wall shows it and trusts nothing to it.
+const SoCParam = "soc_permille"
 
 // Status fetches GET {Base}/api/status.
 func (c *Client) Status(ctx context.Context) (WallStatus, error) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -189,7 +190,7 @@ func TestInvoice(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pr, err := c.Invoice(context.Background(), o, tc.amount)
+			pr, err := c.Invoice(context.Background(), o, tc.amount, -1)
 			if n := w.count("GET /lnurlp/sess-7/callback"); tc.noCall && n != 0 {
 				t.Errorf("callback called %d times, want 0", n)
 			}
@@ -210,9 +211,38 @@ func TestInvoice(t *testing.T) {
 			}
 		})
 	}
+	t.Run("state of charge shared only when given", func(t *testing.T) {
+		for _, soc := range []int64{-1, 0, 593, 1000} {
+			w := newFakeWall(t)
+			var got url.Values
+			w.route("GET /lnurlp/sess-7/callback", func(rw http.ResponseWriter, r *http.Request) {
+				got = r.URL.Query()
+				rw.Header().Set("Content-Type", "application/json")
+				fmt.Fprint(rw, `{"status":"ERROR","reason":"seen"}`)
+			})
+			c, _ := w.client()
+			o, err := c.Offer(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Invoice(context.Background(), o, 75000, soc); !errors.Is(err, ErrDeclined) {
+				t.Fatalf("soc %d: %v", soc, err)
+			}
+			want := ""
+			if soc >= 0 {
+				want = strconv.FormatInt(soc, 10)
+			}
+			if got.Get(SoCParam) != want || got.Get("amount") != "75000" {
+				t.Errorf("soc %d: callback query %v, want %s=%q and amount=75000", soc, got, SoCParam, want)
+			}
+			if o.Pay.Callback.Query().Has(SoCParam) {
+				t.Errorf("soc %d: the offer's own callback URL was changed", soc)
+			}
+		}
+	})
 	t.Run("no offer", func(t *testing.T) {
 		c := &Client{Base: &url.URL{Scheme: "http", Host: "127.0.0.1:1"}}
-		if _, err := c.Invoice(context.Background(), Offer{}, 1000); !errors.Is(err, ErrConfig) {
+		if _, err := c.Invoice(context.Background(), Offer{}, 1000, -1); !errors.Is(err, ErrConfig) {
 			t.Fatalf("err = %v, want ErrConfig", err)
 		}
 	})

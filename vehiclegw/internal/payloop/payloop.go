@@ -67,7 +67,9 @@ type Wall interface {
 	// each invoice (the amounts the wall takes change after the first
 	// payment) and Invoice asks under the offer fetched last.
 	Offer(ctx context.Context) (Offer, error)
-	Invoice(ctx context.Context, amountMsat int64) (bolt11 string, err error)
+	// socPermille is the car's state of charge shared with the wall's
+	// page, -1 to share nothing.
+	Invoice(ctx context.Context, amountMsat, socPermille int64) (bolt11 string, err error)
 	// Follow delivers the wall's status as it changes (the newest one
 	// first when the reader is slow) until ctx ends.
 	Follow(ctx context.Context) <-chan WallStatus
@@ -131,8 +133,12 @@ type Config struct {
 	// meters reading at different moments.
 	MeterTolerancePermille int64
 	MeterSlackMWh          int64
-	Tick                   time.Duration // default 1 s, on Clock
-	RetryMax               time.Duration // longest backoff between retries; default 30 s, on Clock
+	// ShareSoC sends the battery's state of charge with each invoice
+	// request, for the wall's page; it buys nothing and costs privacy, so
+	// the owner chooses.
+	ShareSoC bool
+	Tick     time.Duration // default 1 s, on Clock
+	RetryMax time.Duration // longest backoff between retries; default 30 s, on Clock
 	// Clock is real time: it paces the loop (tick, retry backoff, how
 	// often lnd and the ledger are asked), bounds waits on payments in
 	// flight and stamps the ledger, whose day budget runs on calendar

@@ -77,6 +77,7 @@ type fakeWall struct {
 	metadata string
 	updates  chan WallStatus
 	issued   int
+	socs     []int64 // the state of charge sent with each invoice request
 }
 
 func newFakeWall(t *testing.T, price int64) *fakeWall {
@@ -108,10 +109,11 @@ func (w *fakeWall) reprice(t *testing.T, price int64) {
 	w.metadata = md
 }
 
-func (w *fakeWall) Invoice(_ context.Context, amt int64) (string, error) {
+func (w *fakeWall) Invoice(_ context.Context, amt, soc int64) (string, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.issued++
+	w.socs = append(w.socs, soc)
 	h := offer.DescriptionHash(w.metadata)
 	signer := wallKey
 	switch w.mode {
@@ -504,6 +506,25 @@ func TestHappyPathPaysAsEnergyFlows(t *testing.T) {
 	// The wall is recorded where it was found, also when SDP found it.
 	if got := r.ledger.sessions[0].WallURL; got != "http://[fe80::1%plc0]:15118/" {
 		t.Errorf("ledger: wall URL %q, want the wall's own", got)
+	}
+}
+
+// The state of charge goes to the wall only when the owner allows it.
+func TestSoCSharedOnlyWhenAllowed(t *testing.T) {
+	for _, share := range []bool{false, true} {
+		r := startRig(t, 100, honest, func(_ *rig, cfg *Config, _ *Vehicle) { cfg.ShareSoC = share })
+		r.plug()
+		r.until("first payment", paidCount(1)(r))
+		r.wall.mu.Lock()
+		socs := append([]int64(nil), r.wall.socs...)
+		r.wall.mu.Unlock()
+		want := int64(-1)
+		if share {
+			want = 500 // the rig's car starts at 50 %
+		}
+		if len(socs) == 0 || socs[0] != want {
+			t.Errorf("share %v: state of charge sent %v, want %d", share, socs, want)
+		}
 	}
 }
 

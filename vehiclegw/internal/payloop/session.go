@@ -283,7 +283,11 @@ func (s *session) step(ctx context.Context, snap vehiclestate.State) {
 		s.show()
 		return
 	}
-	s.pay(ctx, d.AmountMsat)
+	soc := int64(-1)
+	if l.cfg.ShareSoC {
+		soc = socPermille(snap)
+	}
+	s.pay(ctx, d.AmountMsat, soc)
 }
 
 // paidMWh is the energy the car's payments buy at the session price.
@@ -314,7 +318,7 @@ func (s *session) refreshSpend(ctx context.Context) {
 // pay asks the wall for an invoice and pays it if every check passes.
 // The invoice is recorded before it is paid; a payment in flight when the
 // car is unplugged is still followed to its end and recorded as it ended.
-func (s *session) pay(ctx context.Context, amt int64) {
+func (s *session) pay(ctx context.Context, amt, socPermille int64) {
 	l := s.l
 	// The offer afresh: its terms must read exactly as the accepted ones.
 	o, err := s.wall.Offer(ctx)
@@ -325,7 +329,7 @@ func (s *session) pay(ctx context.Context, amt int64) {
 	}
 	var bolt11 string
 	if err == nil {
-		bolt11, err = s.wall.Invoice(ctx, amt)
+		bolt11, err = s.wall.Invoice(ctx, amt, socPermille)
 	}
 	if err != nil {
 		l.log.Warn("payloop: the wall gave no invoice", "session", s.id, "amount_msat", amt, "err", err)
