@@ -8,31 +8,13 @@ import (
 
 	"satwatt/internal/historycli"
 	"satwatt/internal/wallstore"
+	"satwatt/wallctl/internal/historytable"
 )
 
 const (
 	dbDefault = "wall.db"
 	dbUsage   = "the wall's SQLite database"
 )
-
-// historyColumns are wallctl history's columns. The table shows energy in
-// Wh and money in sat; CSV the raw integers; JSON both. Scripts parse
-// these names: change them only with care.
-var historyColumns = []historycli.Column[wallstore.SessionSummary]{
-	{Head: "session", Key: "id", CSV: true, Value: func(s wallstore.SessionSummary) any { return s.ID }},
-	{Head: "started", Key: "started", CSV: true, Value: func(s wallstore.SessionSummary) any { return historycli.Time(s.StartedAt) }},
-	{Head: "ended", Key: "ended", CSV: true, Value: func(s wallstore.SessionSummary) any { return historycli.Time(s.EndedAt) }},
-	{Head: "state", Key: "state", CSV: true, Value: func(s wallstore.SessionSummary) any { return s.State }},
-	{Head: "end reason", Key: "end_reason", CSV: true, Value: func(s wallstore.SessionSummary) any { return s.EndReason }},
-	// 1 msat/Wh is 1 sat/kWh.
-	{Head: "sat/kWh", Key: "price_msat_per_wh", CSV: true, Value: func(s wallstore.SessionSummary) any { return s.PriceMsatPerWh }},
-	{Head: "energy Wh", Key: "energy_wh", Total: true, Value: func(s wallstore.SessionSummary) any { return historycli.Milli(s.DeliveredMWh) }},
-	{Key: "delivered_mwh", CSV: true, Total: true, Value: func(s wallstore.SessionSummary) any { return s.DeliveredMWh }},
-	{Key: "paid_msat", CSV: true, Total: true, Value: func(s wallstore.SessionSummary) any { return s.PaidMsat }},
-	{Head: "sats", Key: "sats", Total: true, Value: func(s wallstore.SessionSummary) any { return historycli.Milli(s.PaidMsat) }},
-	{Head: "payments", Key: "payments", CSV: true, Total: true, Value: func(s wallstore.SessionSummary) any { return s.Payments }},
-	{Key: "after_end_msat", CSV: true, Value: func(s wallstore.SessionSummary) any { return s.AfterEndMsat }},
-}
 
 func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := historycli.ParseHistoryFlags("wallctl", dbDefault, dbUsage, args, stderr)
@@ -48,8 +30,7 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	sums := wallstore.SessionSummary{DeliveredMWh: tot.DeliveredMWh, PaidMsat: tot.PaidMsat, Payments: tot.Payments}
-	return historycli.Write(stdout, o.Format, historyColumns, list, tot.Sessions, sums)
+	return historytable.Write(stdout, o.Format, list, tot)
 }
 
 func runSessionShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
