@@ -7,6 +7,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
@@ -26,6 +27,7 @@ import (
 	"satwatt/internal/lnurlpay"
 	"satwatt/internal/wallstore"
 	"satwatt/wallctl/internal/chargepoint"
+	"satwatt/web"
 )
 
 // Wall is what the handlers need of the charge point.
@@ -36,6 +38,9 @@ type Wall interface {
 	RequestInvoice(ctx context.Context, sessionID string, amountMsat int64) (chargepoint.Invoice, error)
 	VerifyInvoice(ctx context.Context, hash [32]byte) (bool, [32]byte, error)
 	SetPrice(ctx context.Context, msatPerWh int64) error
+	Settings() chargepoint.Settings
+	SetSettings(ctx context.Context, s chargepoint.Settings) error
+	ShareSoC(sessionID string, permille int64) error
 	Stop(ctx context.Context, sessionID string) error
 	BuyerStop(ctx context.Context, sessionID, preimageHex string) error
 	Metrics() chargepoint.Metrics
@@ -46,6 +51,9 @@ type Wall interface {
 type History interface {
 	History(ctx context.Context, q wallstore.HistoryQuery) ([]wallstore.SessionSummary, wallstore.Totals, error)
 	Receipt(ctx context.Context, id string) (wallstore.Receipt, error)
+	Series(ctx context.Context, id string) ([]wallstore.Point, error)
+	DailyTotals(ctx context.Context, since, until time.Time) ([]wallstore.PeriodTotal, error)
+	MonthlyTotals(ctx context.Context, since, until time.Time) ([]wallstore.PeriodTotal, error)
 }
 
 // Config sets the API's secrets and limits.
@@ -87,6 +95,8 @@ type api struct {
 	log     *slog.Logger
 	streams atomic.Int64
 	started time.Time
+	pages   *web.Pages
+	csrfKey [32]byte
 }
 
 // New builds the router.
@@ -110,10 +120,17 @@ func New(cfg Config, w Wall, h History) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	a := &api{cfg: cfg, wall: w, hist: h, log: cfg.Logger, started: time.Now()}
+	pages, err := web.New()
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
+	a := &api{cfg: cfg, wall: w, hist: h, log: cfg.Logger, started: time.Now(), pages: pages}
+	if _, err := rand.Read(a.csrfKey[:]); err != nil {
+		return nil, fmt.Errorf("httpapi: csrf key: %w", err)
+	}
 
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer, limitBody)
+	r.Use(middleware.Recoverer, limitBody, securityHeaders)
 	// The streams run as long as the client listens; everything else is
 	// bounded.
 	r.Get("/api/status/stream", a.stream)
@@ -127,10 +144,21 @@ func New(cfg Config, w Wall, h History) (http.Handler, error) {
 		r.Get("/api/status", a.status)
 		r.Get("/api/sessions/{id}", a.receipt)
 		r.Get("/api/history", a.history)
+		r.Get("/api/sessions/{id}/series", a.series)
+		r.Get("/api/settings", a.getSettings)
+		r.Get("/", a.livePage)
+		r.Get("/history", a.historyPage)
+		r.Get("/history.csv", a.historyCSV)
+		r.Get("/sessions/{id}", a.receiptPage)
+		r.Get("/settings", a.settingsPage)
+		// The form carries the token in its body, checked by the handler.
+		r.Post("/settings", a.postSettings)
+		r.Handle("/static/*", web.Static())
 		r.Post("/api/sessions/{id}/buyer-stop", a.buyerStop)
 		r.Group(func(r chi.Router) {
 			r.Use(a.requireToken)
 			r.Post("/api/price", a.setPrice)
+			r.Post("/api/settings", a.setSettings)
 			r.Post("/api/sessions/{id}/stop", a.stop)
 			if cfg.Sim != nil {
 				r.Post("/api/sim/plug", a.simPlug(true))
@@ -234,6 +262,11 @@ func (a *api) callback(w http.ResponseWriter, r *http.Request) {
 		lnurlErr(w, err.Error())
 		return
 	}
+	soc, hasSoC, err := socParam(r.URL.Query())
+	if err != nil {
+		lnurlErr(w, err.Error())
+		return
+	}
 	inv, err := a.wall.RequestInvoice(r.Context(), sid, amt)
 	if err != nil {
 		if errors.Is(err, chargepoint.ErrNotOpen) || errors.Is(err, chargepoint.ErrAmount) ||
@@ -244,6 +277,12 @@ func (a *api) callback(w http.ResponseWriter, r *http.Request) {
 		a.log.Error("httpapi: invoice", "session", sid, "err", err)
 		lnurlErr(w, "the wall could not create an invoice; try again")
 		return
+	}
+	if hasSoC {
+		// Shown on the page only; a session that ended meanwhile is fine.
+		if err := a.wall.ShareSoC(sid, soc); err != nil {
+			a.log.Debug("httpapi: state of charge not recorded", "session", sid, "err", err)
+		}
 	}
 	base := a.base(r)
 	hx := hex.EncodeToString(inv.PaymentHash[:])
@@ -457,6 +496,44 @@ func (a *api) setPrice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"next_price_msat_per_wh": body.MsatPerWh})
+}
+
+// SoCParam is the optional callback parameter with which a car shares its
+// state of charge, in per mille, for the wall's page.
+const SoCParam = "soc_permille"
+
+func socParam(q url.Values) (int64, bool, error) {
+	vs := q[SoCParam]
+	switch {
+	case len(vs) == 0:
+		return 0, false, nil
+	case len(vs) > 1:
+		return 0, false, fmt.Errorf("%s: given %d times, at most once", SoCParam, len(vs))
+	}
+	n, err := strconv.ParseInt(vs[0], 10, 64)
+	if err != nil || n < 0 || n > 1000 {
+		return 0, false, fmt.Errorf("%s: %q is not a whole number from 0 to 1000", SoCParam, clip(vs[0]))
+	}
+	return n, true, nil
+}
+
+func (a *api) getSettings(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.wall.Settings())
+}
+
+func (a *api) setSettings(w http.ResponseWriter, r *http.Request) {
+	var body chargepoint.Settings
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		writeErr(w, http.StatusBadRequest, `body must be {"price_msat_per_wh": N, "increment_wh": N, "grace_wh": N}: `+err.Error())
+		return
+	}
+	if err := a.wall.SetSettings(r.Context(), body); err != nil {
+		writeErr(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, a.wall.Settings())
 }
 
 func (a *api) stop(w http.ResponseWriter, r *http.Request) {

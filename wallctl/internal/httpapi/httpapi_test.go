@@ -31,6 +31,8 @@ type fakeWall struct {
 	stopped  string
 	subs     chan chargepoint.Status
 	requests int
+	settings chargepoint.Settings
+	soc      map[string]int64
 }
 
 const sid = "20261125T020000Z-0123456789ab"
@@ -89,6 +91,29 @@ func (f *fakeWall) Metrics() chargepoint.Metrics {
 	return chargepoint.Metrics{PaymentsSettled: 3, ReceivedMsat: 30_000}
 }
 func (f *fakeWall) OpenInvoices() int { return 1 }
+func (f *fakeWall) Settings() chargepoint.Settings {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.settings
+}
+func (f *fakeWall) SetSettings(ctx context.Context, s chargepoint.Settings) error {
+	if s.PriceMsatPerWh <= 0 || s.IncrementWh <= 0 || s.GraceWh < 0 {
+		return errors.New("metering: terms must be positive")
+	}
+	f.mu.Lock()
+	f.settings = s
+	f.mu.Unlock()
+	return nil
+}
+func (f *fakeWall) ShareSoC(id string, permille int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.soc == nil {
+		f.soc = map[string]int64{}
+	}
+	f.soc[id] = permille
+	return nil
+}
 
 type fakeHistory struct{}
 
@@ -100,6 +125,15 @@ func (fakeHistory) Receipt(ctx context.Context, id string) (wallstore.Receipt, e
 		return wallstore.Receipt{}, wallstore.ErrNotFound
 	}
 	return wallstore.Receipt{PaidMsat: 150}, nil
+}
+func (fakeHistory) Series(ctx context.Context, id string) ([]wallstore.Point, error) {
+	return nil, wallstore.ErrNotFound
+}
+func (fakeHistory) DailyTotals(ctx context.Context, since, until time.Time) ([]wallstore.PeriodTotal, error) {
+	return nil, nil
+}
+func (fakeHistory) MonthlyTotals(ctx context.Context, since, until time.Time) ([]wallstore.PeriodTotal, error) {
+	return nil, nil
 }
 
 func newServer(t *testing.T, w *fakeWall) *httptest.Server {
