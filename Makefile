@@ -47,7 +47,7 @@ regtest: lnd-bins
 test: fmt-check vet
 	@bash scripts/vm-assets.sh $(CACHE) || { [ "$$CI" != true ] && echo "vm-assets failed: the SocketCAN tests will skip (outside CI)"; }
 	@bash scripts/lnd-bins.sh $(CACHE) || { [ "$$CI" != true ] && echo "lnd-bins failed: the regtest tests will skip (outside CI)"; }
-	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+	SATWATT_TEST_OUTPUT=$(CACHE)/test-output $(GO) test -timeout $(TEST_TIMEOUT) ./...
 
 # Benchmarks print figures (and ratios to a baseline measured in the same
 # run); they assert nothing.

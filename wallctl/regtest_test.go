@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,10 +21,10 @@ import (
 	"satwatt/internal/clock"
 	"satwatt/internal/invoicecheck"
 	"satwatt/internal/lndclient"
-	"satwatt/internal/lnurlpay"
 	"satwatt/internal/rapi"
 	"satwatt/internal/rapi/rapisim"
 	"satwatt/internal/regtest"
+	"satwatt/internal/wallclient"
 	"satwatt/wallctl/internal/chargepoint"
 )
 
@@ -146,22 +147,33 @@ func (w *wall) kill9() {
 // invoice, check it, pay.
 type car struct {
 	t     *testing.T
-	lnurl lnurlpay.Client
 	payer carpay.Payer
 	paid  map[string]int64 // payment hash -> msat
 }
 
 func (c *car) pay(ctx context.Context, base string, amt int64) lndclient.PaymentResult {
 	c.t.Helper()
-	po, err := c.lnurl.FetchOffer(ctx, base+"/lnurlp")
+	return c.paySharing(ctx, base, amt, -1)
+}
+
+// paySharing pays and shares the state of charge socPermille with the
+// wall's page (-1: nothing).
+func (c *car) paySharing(ctx context.Context, base string, amt, socPermille int64) lndclient.PaymentResult {
+	c.t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	wc := &wallclient.Client{Base: u}
+	o, err := wc.Offer(ctx)
 	if err != nil {
 		c.t.Fatalf("car: fetch offer: %v", err)
 	}
-	ir, err := c.lnurl.RequestInvoice(ctx, po, amt, "")
+	pr, err := wc.Invoice(ctx, o, amt, socPermille)
 	if err != nil {
 		c.t.Fatalf("car: request invoice of %d msat: %v", amt, err)
 	}
-	res, err := c.payer.Pay(ctx, ir.PR, invoicecheck.Expect{AmountMsat: amt, Metadata: po.Metadata, Offer: po.Offer,
+	res, err := c.payer.Pay(ctx, pr, invoicecheck.Expect{AmountMsat: amt, Metadata: o.Metadata, Offer: o.Terms,
 		MaxPaymentMsat: 100_000, MaxPriceMsatPerWh: 2_000})
 	if err != nil || res.Status != lndclient.Succeeded {
 		c.t.Fatalf("car: pay %d msat: %+v %v", amt, res, err)
@@ -269,6 +281,12 @@ func TestRegtestSessions(t *testing.T) {
 		if hist.Totals.Sessions != 1 || hist.Totals.PaidMsat != 15_000 {
 			t.Errorf("history totals %+v", hist.Totals)
 		}
+	})
+
+	t.Run("web page in headless Chromium", func(t *testing.T) {
+		cc := *c
+		cc.t = t
+		testWebPage(t, bin, &cc, lnd)
 	})
 
 	t.Run("OpenEVSE over RAPI, kill -9 mid-session", func(t *testing.T) {
