@@ -102,7 +102,7 @@ func run(ctx context.Context, f flags, out io.Writer) error {
 		}
 	}()
 	fmt.Fprintf(out, "ready after %s\n", time.Since(began).Round(100*time.Millisecond))
-	fmt.Fprintf(out, "the wall's status: %s/api/status (live: %s/api/status/stream)\n", site.WebURL, site.WebURL)
+	fmt.Fprintf(out, "the wall's web page: %s/ (history %s/history; status JSON %s/api/status)\n", site.WebURL, site.WebURL, site.WebURL)
 	fmt.Fprintf(out, "logs and databases: %s\n\n", dir)
 
 	s, err := charge(ctx, site, f, out)
