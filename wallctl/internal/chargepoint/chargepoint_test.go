@@ -2,6 +2,7 @@ package chargepoint
 
 import (
 	"context"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"path/filepath"
@@ -231,6 +232,28 @@ func TestPayAsYouGo(t *testing.T) {
 	}
 	if m := r.c.Metrics(); m.PaymentsSettled != 2 || m.ReceivedMsat != 17_000 {
 		t.Errorf("metrics %+v", m)
+	}
+	// The events tell when power really flowed: each closing and opening
+	// of the contactor, after the plug-in.
+	db, err := sql.Open("sqlite3", "file:"+r.path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT kind FROM events WHERE session_id = ? AND kind IN ('plugged', 'contactor_closed', 'contactor_opened') ORDER BY id`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for rows.Next() {
+		var k string
+		rows.Scan(&k)
+		kinds = append(kinds, k)
+	}
+	rows.Close()
+	want := "plugged contactor_closed contactor_opened contactor_closed contactor_opened"
+	if got := strings.Join(kinds, " "); got != want {
+		t.Errorf("events %q, want %q", got, want)
 	}
 }
 

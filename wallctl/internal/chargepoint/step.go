@@ -22,6 +22,7 @@ func (c *Controller) step(ctx context.Context) {
 	c.mu.Lock()
 	defer c.publish()
 	defer c.mu.Unlock()
+	wasClosed := c.evseErr == nil && c.evseSt.ContactorClosed
 	c.evseSt, c.evseErr = st, err
 	if err != nil {
 		c.metrics.EVSEErrors++
@@ -36,6 +37,15 @@ func (c *Controller) step(ctx context.Context) {
 	if st.Fault != "" && c.cur != nil && c.cur.m.State() != metering.Ended {
 		c.event(ctx, c.cur.m.ID(), "charger_fault", st.Fault)
 		c.endLocked(ctx, metering.ChargerFault)
+	}
+	if c.cur != nil && st.ContactorClosed != wasClosed {
+		// When power really flowed, for the owner reading the events and
+		// for time-to-energy measurements (plugged to contactor_closed).
+		kind := "contactor_opened"
+		if st.ContactorClosed {
+			kind = "contactor_closed"
+		}
+		c.event(ctx, c.cur.m.ID(), kind, fmt.Sprintf("%d W", st.PowerW))
 	}
 	if c.cur != nil && !st.Pilot.VehicleConnected() {
 		c.meterLocked(ctx, st, now)
