@@ -103,6 +103,7 @@ func BenchmarkDecodeModel3Log(b *testing.B) {
 	ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 	b.ReportMetric(1e9/ns, "frames/s")
 	b.ReportMetric(baselineNS, "baseline-ns/frame")
+	b.ReportMetric(1e9/baselineNS, "baseline-frames/s")
 	b.ReportMetric(ns/baselineNS, "x-baseline")
 	b.ReportMetric(busMaxFPS*ns/1e9*100, "%cpu@4000fps")
 }

@@ -95,3 +95,54 @@ func Seed(ctx context.Context, db *sql.DB, n int, end time.Time) error {
 func Bolt11Like(hash string) string {
 	return "lnbcrt25n1p" + strings.Repeat(hash, 5)[:320]
 }
+
+// Grow makes the history Seed wrote factor times as long: factor-1 copies
+// of every session and invoice, each copy earlier by the whole seeded span,
+// written by SQLite itself in one transaction (seeding a million sessions
+// through Go would take minutes). A copy's ids and payment hashes are the
+// original's with a copy number worked in, so they stay unique and well
+// formed; its preimages no longer hash to its payment hashes, which no
+// history query reads.
+func Grow(ctx context.Context, db *sql.DB, factor int) error {
+	if factor < 2 {
+		return nil
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n, lo, hi int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*), min(started), max(started) FROM sessions`).Scan(&n, &lo, &hi); err != nil {
+		return fmt.Errorf("grow: %w", err)
+	}
+	span := hi - lo + 10*60_000
+	for k := 1; k < factor; k++ {
+		shift := int64(k) * span
+		if _, err := tx.ExecContext(ctx, `
+INSERT INTO sessions (id, started, ended, state, end_reason, price_msat_per_wh, increment_wh, first_multiple,
+                      grace_wh, max_power_w, payee, network, offer_valid_until, metadata, delivered_mwh,
+                      evse_start_mwh, updated)
+SELECT id || '-' || :k, started - :shift, ended - :shift, state, end_reason, price_msat_per_wh, increment_wh,
+       first_multiple, grace_wh, max_power_w, payee, network, offer_valid_until - :shift, metadata,
+       delivered_mwh, evse_start_mwh, updated - :shift
+FROM sessions WHERE instr(id, '-') = 0`, sql.Named("k", k), sql.Named("shift", shift)); err != nil {
+			return fmt.Errorf("grow: copy %d of the sessions: %w", k, err)
+		}
+		if _, err := tx.ExecContext(ctx, `
+INSERT INTO invoices (payment_hash, session_id, amount_asked_msat, amount_paid_msat, state, created, expires,
+                      settled, closed, preimage, bolt11, after_end)
+SELECT substr(i.payment_hash, 3) || printf('%02x', :k), i.session_id || '-' || :k, i.amount_asked_msat,
+       i.amount_paid_msat, i.state, i.created - :shift, i.expires - :shift, i.settled - :shift, i.closed - :shift,
+       CASE WHEN i.preimage IS NULL THEN NULL ELSE substr(i.preimage, 3) || printf('%02x', :k) END,
+       i.bolt11, i.after_end
+FROM invoices i WHERE instr(i.session_id, '-') = 0`, sql.Named("k", k), sql.Named("shift", shift)); err != nil {
+			return fmt.Errorf("grow: copy %d of the invoices: %w", k, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	_, err = db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	return err
+}
