@@ -258,6 +258,22 @@ type liveCar struct {
 	mu      sync.Mutex
 	tracker *vehiclestate.Tracker
 	clk     clock.Clock // the car's time (clocks.vehicle)
+	// changed wakes a loop waiting for the cable; at most every
+	// notifyEvery of real time, so a busy bus cannot spin it.
+	changed  chan struct{}
+	notified time.Time
+}
+
+const notifyEvery = 20 * time.Millisecond
+
+// Changed implements payloop.Notifier.
+func (c *liveCar) Changed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.changed == nil {
+		c.changed = make(chan struct{}, 1)
+	}
+	return c.changed
 }
 
 // update stamps the frame on the car's clock, not with the bus's real-time
@@ -267,6 +283,15 @@ type liveCar struct {
 func (c *liveCar) update(f *canbus.Frame) {
 	c.mu.Lock()
 	c.tracker.Update(&f.Frame, c.clk.Now())
+	if c.changed != nil {
+		if now := time.Now(); now.Sub(c.notified) >= notifyEvery {
+			c.notified = now
+			select {
+			case c.changed <- struct{}{}:
+			default:
+			}
+		}
+	}
 	c.mu.Unlock()
 }
 

@@ -27,7 +27,7 @@ var (
 )
 
 // builtBinaries builds vehiclegw and wallctl once per test binary.
-func builtBinaries(t *testing.T) string {
+func builtBinaries(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		root, err := regtest.FindRepoRoot()
@@ -59,7 +59,7 @@ var subnets struct {
 
 // startSite starts a site for t and closes it when t ends. As root it
 // uses network namespaces; otherwise loopback, saying so.
-func startSite(t *testing.T, cfg Config) *Site {
+func startSite(t testing.TB, cfg Config) *Site {
 	t.Helper()
 	cfg.BinDir = builtBinaries(t)
 	cfg.Dir = t.TempDir()
@@ -269,6 +269,6 @@ func TestSystemUnplugMidSession(t *testing.T) {
 	t.Logf("unplug mid-session: %d payments, %d msat, %d mWh delivered", last.Payments, paid, last.DeliveredMWh)
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

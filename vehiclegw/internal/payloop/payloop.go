@@ -37,6 +37,13 @@ type Vehicle interface {
 	Snapshot(now time.Time) vehiclestate.State
 }
 
+// Notifier is a Vehicle that also says when its state may have changed.
+// The loop then sees the cable the moment it is plugged in instead of at
+// its next tick: up to a second sooner to energy.
+type Notifier interface {
+	Changed() <-chan struct{}
+}
+
 // Offer is the wall's offer for the open session: its terms and the
 // metadata string exactly as served (the invoices' description hash).
 type Offer struct {
@@ -138,6 +145,7 @@ type Config struct {
 	// the owner chooses.
 	ShareSoC bool
 	Tick     time.Duration // default 1 s, on Clock
+	RetryMin time.Duration // first backoff between retries; default 100 ms, on Clock
 	RetryMax time.Duration // longest backoff between retries; default 30 s, on Clock
 	// Clock is real time: it paces the loop (tick, retry backoff, how
 	// often lnd and the ledger are asked), bounds waits on payments in
@@ -192,9 +200,13 @@ func New(cfg Config, v Vehicle, find Discover, payer Payer, node Node, ledger Le
 	if cfg.Tick <= 0 {
 		cfg.Tick = time.Second
 	}
+	if cfg.RetryMin <= 0 {
+		cfg.RetryMin = 100 * time.Millisecond
+	}
 	if cfg.RetryMax <= 0 {
 		cfg.RetryMax = 30 * time.Second
 	}
+	cfg.RetryMin = min(cfg.RetryMin, cfg.RetryMax)
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
@@ -233,14 +245,22 @@ func plugged(s vehiclestate.State) bool {
 
 func unplugged(s vehiclestate.State) bool { return s.Cable == vehiclestate.Disconnected }
 
-// waitFor polls the vehicle each tick until cond holds.
+// waitFor looks at the vehicle each tick, and at each change a Notifier
+// reports, until cond holds.
 func (l *Loop) waitFor(ctx context.Context, cond func(vehiclestate.State) bool) error {
+	var changed <-chan struct{}
+	if n, ok := l.vehicle.(Notifier); ok {
+		changed = n.Changed()
+	}
 	for {
 		if cond(l.snapshot()) {
 			return nil
 		}
-		if err := clock.Sleep(ctx, l.clk, l.cfg.Tick); err != nil {
-			return err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-l.clk.After(l.cfg.Tick):
+		case <-changed:
 		}
 	}
 }
@@ -255,10 +275,12 @@ func (l *Loop) show(s status.Status) {
 // errUnplugged ends a session's steps when the cable comes out.
 var errUnplugged = errors.New("unplugged")
 
-// retry runs try until it succeeds, backing off, while the car stays
-// plugged in; each failure is shown with its code.
+// retry runs try until it succeeds, backing off from RetryMin to
+// RetryMax, while the car stays plugged in; each failure is shown with its
+// code. The first retries come quickly: the commonest failure at plug-in
+// is a wall that has not yet seen the cable the car already sees.
 func (l *Loop) retry(ctx context.Context, what string, code status.Code, state status.State, try func() error) error {
-	wait := l.cfg.Tick
+	wait := l.cfg.RetryMin
 	for {
 		err := try()
 		if err == nil {
@@ -267,8 +289,8 @@ func (l *Loop) retry(ctx context.Context, what string, code status.Code, state s
 		l.log.Warn("payloop: "+what+" failed; retrying", "err", err, "retry_in", wait)
 		l.show(status.Status{State: state, Error: code, BalanceSat: l.shown.BalanceSat})
 		deadline := l.clk.Now().Add(wait)
-		for l.clk.Now().Before(deadline) {
-			if err := clock.Sleep(ctx, l.clk, l.cfg.Tick); err != nil {
+		for now := l.clk.Now(); now.Before(deadline); now = l.clk.Now() {
+			if err := clock.Sleep(ctx, l.clk, min(l.cfg.Tick, deadline.Sub(now))); err != nil {
 				return err
 			}
 			if unplugged(l.snapshot()) {

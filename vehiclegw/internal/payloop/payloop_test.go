@@ -509,6 +509,40 @@ func TestHappyPathPaysAsEnergyFlows(t *testing.T) {
 	}
 }
 
+// notifyingCar is a fakeCar that says when it changed.
+type notifyingCar struct {
+	*fakeCar
+	ch chan struct{}
+}
+
+func (c *notifyingCar) Changed() <-chan struct{} { return c.ch }
+
+// A vehicle that reports changes is seen plugged in at once, not at the
+// loop's next tick: the manual clock never moves here.
+func TestPlugSeenWithoutWaitingForATick(t *testing.T) {
+	var car *notifyingCar
+	r := startRig(t, 100, honest, func(r *rig, cfg *Config, v *Vehicle) {
+		cfg.Tick = time.Hour
+		car = &notifyingCar{fakeCar: r.car, ch: make(chan struct{}, 1)}
+		*v = car
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for r.clk.Waiters() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the loop never waited for the cable")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	r.plug()
+	car.ch <- struct{}{}
+	for r.shown.last().State == status.Idle {
+		if time.Now().After(deadline) {
+			t.Fatalf("still %v after the plug-in was notified; the loop waited for its tick", r.shown.last().State)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // The state of charge goes to the wall only when the owner allows it.
 func TestSoCSharedOnlyWhenAllowed(t *testing.T) {
 	for _, share := range []bool{false, true} {
