@@ -7,6 +7,9 @@ export SATWATT_CACHE := $(CACHE)
 export GOCACHE := $(CACHE)/go-build
 BIN := $(CURDIR)/bin
 GO ?= go
+# A benchmark that fails must fail make bench, also when piped into tee.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 # Tests that boot a VM or replay whole recordings need more than go test's
 # default of 10 minutes on a 2-core machine.
 TEST_TIMEOUT ?= 30m
@@ -50,9 +53,21 @@ test: fmt-check vet
 	SATWATT_TEST_OUTPUT=$(CACHE)/test-output $(GO) test -timeout $(TEST_TIMEOUT) ./...
 
 # Benchmarks print figures (and ratios to a baseline measured in the same
-# run); they assert nothing.
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
+# run); they assert nothing. Three groups, each run as often as its cost
+# allows: the quick ones BENCH_COUNT times; the history ones (a million
+# sessions to seed, once per group) three times, one op each; the
+# whole-product ones once, each repeating its own measurement and
+# reporting medians. Then one table of every figure against its baseline
+# and target.
+BENCH_COUNT ?= 3
+BENCH_OUT = $(CACHE)/bench
+bench: lnd-bins
+	@mkdir -p $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench '^Benchmark([^SH]|S[^y]|H[^i])' -benchmem -count $(BENCH_COUNT) ./... | tee $(BENCH_OUT)/quick.txt
+	$(GO) test -run '^$$' -bench '^BenchmarkHistory' -benchtime 1x -count 3 -timeout 30m ./... | tee $(BENCH_OUT)/history.txt
+	$(GO) test -run '^$$' -bench '^BenchmarkSystem' -benchtime 1x -count 1 -timeout 30m ./... | tee $(BENCH_OUT)/system.txt
+	@echo
+	$(GO) run ./internal/benchtable/cmd/satwatt-benchtable $(BENCH_OUT)/quick.txt $(BENCH_OUT)/history.txt $(BENCH_OUT)/system.txt | tee $(BENCH_OUT)/table.txt
 
 # One charging session end to end: regtest Lightning, the simulated car and
 # EVSE, wallctl and vehiclegw (see the README). Ctrl-C stops everything.

@@ -31,7 +31,7 @@ import (
 const testToken = "regtest-owner-token-0123"
 
 // buildWallctl compiles this command once per test binary run.
-func buildWallctl(t *testing.T) string {
+func buildWallctl(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "wallctl")
 	out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput()
@@ -41,7 +41,7 @@ func buildWallctl(t *testing.T) string {
 	return bin
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -53,13 +53,13 @@ func freePort(t *testing.T) string {
 
 // wall is one wallctl serve process.
 type wall struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	base string
 	log  *os.File
 }
 
-func startWall(t *testing.T, bin string, args ...string) *wall {
+func startWall(t testing.TB, bin string, args ...string) *wall {
 	t.Helper()
 	addr := freePort(t)
 	logf, err := os.CreateTemp(t.TempDir(), "wallctl-*.log")
@@ -146,7 +146,7 @@ func (w *wall) kill9() {
 // car pays the wall the way vehiclegw does: fetch the offer, ask for an
 // invoice, check it, pay.
 type car struct {
-	t     *testing.T
+	t     testing.TB
 	payer carpay.Payer
 	paid  map[string]int64 // payment hash -> msat
 }
@@ -190,7 +190,7 @@ func (c *car) total() int64 {
 	return s
 }
 
-func runCLI(t *testing.T, bin string, args ...string) []byte {
+func runCLI(t testing.TB, bin string, args ...string) []byte {
 	t.Helper()
 	out, err := exec.CommandContext(t.Context(), bin, args...).Output()
 	if err != nil {

@@ -31,14 +31,14 @@ func percentile(d []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// BenchmarkPaymentIncrement measures one pay-as-you-go increment on a real
+// BenchmarkSystemPaymentSteps measures one pay-as-you-go increment on a real
 // regtest channel, split into its steps, over 200 increments: the wall
 // creates the invoice (AddInvoice with the offer's description hash), the
 // car checks it offline and pays it (SendPaymentV2 to a final state), and
 // the wall's settlement watch reports it (measured from the start of the
 // payment). The baseline, in the same run on the same channel, is
 // `lncli payinvoice` of a wall invoice, process start included.
-func BenchmarkPaymentIncrement(b *testing.B) {
+func BenchmarkSystemPaymentSteps(b *testing.B) {
 	net := regtest.StartForTest(b, regtest.Config{
 		Nodes:    []string{"wall", "car"},
 		Channels: []regtest.ChannelSpec{{From: "car", To: "wall", CapacitySat: 5_000_000}},
