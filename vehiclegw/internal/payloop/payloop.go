@@ -145,6 +145,11 @@ type Config struct {
 	// the owner chooses.
 	ShareSoC bool
 	Tick     time.Duration // default 1 s, on Clock
+	// DataWait is how long after the offer the loop waits for the car's
+	// state of charge and pack energy to be known before it judges the
+	// offer without them: a bus that wakes at plug-in sends its slow
+	// messages a second or more after the cable (default 5 s, on Clock).
+	DataWait time.Duration
 	RetryMin time.Duration // first backoff between retries; default 100 ms, on Clock
 	RetryMax time.Duration // longest backoff between retries; default 30 s, on Clock
 	// Clock is real time: it paces the loop (tick, retry backoff, how
@@ -200,6 +205,9 @@ func New(cfg Config, v Vehicle, find Discover, payer Payer, node Node, ledger Le
 	if cfg.Tick <= 0 {
 		cfg.Tick = time.Second
 	}
+	if cfg.DataWait <= 0 {
+		cfg.DataWait = 5 * time.Second
+	}
 	if cfg.RetryMin <= 0 {
 		cfg.RetryMin = 100 * time.Millisecond
 	}
@@ -248,21 +256,29 @@ func unplugged(s vehiclestate.State) bool { return s.Cable == vehiclestate.Disco
 // waitFor looks at the vehicle each tick, and at each change a Notifier
 // reports, until cond holds.
 func (l *Loop) waitFor(ctx context.Context, cond func(vehiclestate.State) bool) error {
-	var changed <-chan struct{}
-	if n, ok := l.vehicle.(Notifier); ok {
-		changed = n.Changed()
-	}
 	for {
 		if cond(l.snapshot()) {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-l.clk.After(l.cfg.Tick):
-		case <-changed:
+		if err := l.pause(ctx, l.cfg.Tick); err != nil {
+			return err
 		}
 	}
+}
+
+// pause waits for d or until the vehicle reports a change.
+func (l *Loop) pause(ctx context.Context, d time.Duration) error {
+	var changed <-chan struct{}
+	if n, ok := l.vehicle.(Notifier); ok {
+		changed = n.Changed()
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.clk.After(d):
+	case <-changed:
+	}
+	return nil
 }
 
 func (l *Loop) show(s status.Status) {

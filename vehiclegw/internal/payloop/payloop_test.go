@@ -509,6 +509,23 @@ func TestHappyPathPaysAsEnergyFlows(t *testing.T) {
 	}
 }
 
+// A bus that wakes at plug-in sends its slow messages late: the loop waits
+// for the pack energy instead of refusing the offer at once.
+func TestWaitsForPackEnergyAtPlugIn(t *testing.T) {
+	r := newRig(t, 100, honest)
+	r.car.set(func(st *vehiclestate.State, _ *float64) { st.PackEnergyWh = nil })
+	r.plug()
+	r.until("negotiating", func() bool { return r.shown.last().State == status.Negotiating })
+	pack := int64(75_000)
+	r.car.set(func(st *vehiclestate.State, _ *float64) { st.PackEnergyWh = &pack })
+	r.until("first payment", paidCount(1)(r))
+	r.ledger.mu.Lock()
+	defer r.ledger.mu.Unlock()
+	if len(r.ledger.refusals) != 0 {
+		t.Errorf("refusals %v; the pack energy came within the wait", r.ledger.refusals)
+	}
+}
+
 // notifyingCar is a fakeCar that says when it changed.
 type notifyingCar struct {
 	*fakeCar

@@ -80,8 +80,22 @@ func (l *Loop) session(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	now := l.clk.Now()
+	// Judge the offer on the car's data: wait, within reason, for what a
+	// waking bus has not sent yet.
+	var v buypolicy.Verdict
 	snap := l.snapshot()
+	day, _ := l.ledger.PaidSince(ctx, startOfDay(l.clk.Now()))
+	for deadline := l.clk.Now().Add(l.cfg.DataWait); ; snap = l.snapshot() {
+		v = buypolicy.EvaluateToday(l.cfg.Policy, vehicleOf(snap), o.Terms, day)
+		waiting := v.Reason == buypolicy.NoPackSize || v.Reason == buypolicy.VehicleDataStale
+		if !waiting || !l.clk.Now().Before(deadline) || unplugged(snap) {
+			break
+		}
+		if err := l.pause(ctx, min(l.cfg.Tick, 100*time.Millisecond)); err != nil {
+			return
+		}
+	}
+	now := l.clk.Now()
 	s := &session{l: l, wall: wall, offer: o, id: o.Terms.SessionID, startMWh: snap.ChargedEnergyMWh, balanceSat: l.shown.BalanceSat,
 		pending: map[[32]byte]int64{}}
 	if err := l.ledger.OpenSession(ctx, LedgerSession{ID: s.id, WallURL: wall.URL(), Offer: o.Terms, Metadata: o.Metadata,
@@ -91,8 +105,6 @@ func (l *Loop) session(ctx context.Context) {
 		l.show(status.Status{State: status.Failed, Error: status.PaymentFailed, BalanceSat: s.balanceSat})
 		return
 	}
-	day, _ := l.ledger.PaidSince(ctx, startOfDay(now))
-	v := buypolicy.EvaluateToday(l.cfg.Policy, vehicleOf(snap), o.Terms, day)
 	if !v.Accept {
 		l.log.Warn("payloop: offer refused", "session", s.id, "reason", v.Reason, "detail", v.Detail)
 		l.ledger.RecordRefusal(ctx, s.id, "", v.Reason.String(), v.Detail, now)
