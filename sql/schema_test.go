@@ -243,3 +243,75 @@ func contains(xs []string, x string) bool {
 	}
 	return false
 }
+
+// A wall that recorded sessions before 0003 gets them in the rollup when
+// the migration runs, the same sums the views give.
+func TestRollupBackfill(t *testing.T) {
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(t.TempDir(), "old.db")+"?_foreign_keys=on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ms, err := Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	var rollup Migration
+	for _, m := range ms {
+		if strings.HasPrefix(m.Name, "0003_") {
+			rollup = m
+			break
+		}
+		exec(m.SQL)
+	}
+	if rollup.SQL == "" {
+		t.Fatal("no 0003 migration")
+	}
+	const day = 86_400_000
+	for i, started := range []int64{20_000 * day, 20_000*day + 5, 20_001*day - 1, 20_001 * day, 20_003*day + 7} {
+		id := fmt.Sprintf("old%d", i)
+		exec(`INSERT INTO sessions (id, started, ended, state, end_reason, price_msat_per_wh, increment_wh, first_multiple,
+			grace_wh, max_power_w, payee, network, offer_valid_until, metadata, delivered_mwh, updated)
+			VALUES (?, ?, ?, 'ended', 'unplugged', 100, 50, 2, 10, 7400, 'payee', 'regtest', ?, '[]', ?, ?)`,
+			id, started, started+60_000, started+600_000, 1000*i+1, started)
+		for k := range i + 1 {
+			hash := fmt.Sprintf("%064x", i*10+k+1)
+			exec(`INSERT INTO invoices (payment_hash, session_id, amount_asked_msat, amount_paid_msat, state, created, expires,
+				settled, preimage, bolt11) VALUES (?, ?, 500, ?, 'settled', ?, ?, ?, ?, 'lnbcrt')`,
+				hash, id, 500+k, started, started+60_000, started+1000, fmt.Sprintf("%064x", 999+i*10+k))
+		}
+		exec(`INSERT INTO invoices (payment_hash, session_id, amount_asked_msat, state, created, expires, closed, bolt11)
+			VALUES (?, ?, 500, 'expired', ?, ?, ?, 'lnbcrt')`, fmt.Sprintf("%064x", 5000+i), id, started, started+60_000, started+60_000)
+	}
+	exec(rollup.SQL)
+	rows, err := db.Query(`SELECT r.day, r.sessions, r.delivered_mwh, r.paid_msat, r.payments,
+		(SELECT count(*) FROM session_summary WHERE started_ms / 86400000 = r.day),
+		(SELECT sum(delivered_mwh) FROM session_summary WHERE started_ms / 86400000 = r.day),
+		(SELECT sum(paid_msat) FROM session_summary WHERE started_ms / 86400000 = r.day),
+		(SELECT sum(payments) FROM session_summary WHERE started_ms / 86400000 = r.day)
+		FROM history_rollup AS r ORDER BY r.day`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var days []int64
+	for rows.Next() {
+		var d, s, e, p, n, ws, we, wp, wn int64
+		if err := rows.Scan(&d, &s, &e, &p, &n, &ws, &we, &wp, &wn); err != nil {
+			t.Fatal(err)
+		}
+		days = append(days, d)
+		if s != ws || e != we || p != wp || n != wn {
+			t.Errorf("day %d: rollup %d sessions %d mWh %d msat %d payments; the view %d, %d, %d, %d", d, s, e, p, n, ws, we, wp, wn)
+		}
+	}
+	if fmt.Sprint(days) != "[20000 20001 20003]" {
+		t.Errorf("rollup days %v, want [20000 20001 20003]", days)
+	}
+}

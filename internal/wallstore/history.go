@@ -115,13 +115,58 @@ func (s *Store) History(ctx context.Context, hq HistoryQuery) ([]SessionSummary,
 	if err := rows.Err(); err != nil {
 		return fail(err)
 	}
-	var t Totals
-	err = tx.QueryRowContext(ctx, s.q["history_totals"], sql.Named("since", lo), sql.Named("until", hi)).
-		Scan(&t.Sessions, &t.DeliveredMWh, &t.PaidMsat, &t.Payments)
+	t, err := s.totals(ctx, tx, lo, hi)
 	if err != nil {
 		return fail(err)
 	}
 	return out, t, nil
+}
+
+const dayMS = 86_400_000
+
+// totals sums the sessions started in [lo, hi) unix ms: the whole UTC days
+// inside the range from the rollup, the rest from the sessions.
+func (s *Store) totals(ctx context.Context, tx *sql.Tx, lo, hi int64) (Totals, error) {
+	first := int64(0) // no session starts before 1970
+	if lo > 0 {
+		first = lo/dayMS + min(lo%dayMS, 1)
+	}
+	last := hi / dayMS
+	if hi < 0 || first >= last {
+		return s.scanTotals(ctx, tx, "history_totals", sql.Named("since", lo), sql.Named("until", hi))
+	}
+	var sum Totals
+	for _, part := range []struct {
+		query  string
+		lo, hi int64
+	}{
+		{"history_rollup_totals", first, last},
+		{"history_totals", lo, first * dayMS},
+		{"history_totals", last * dayMS, hi},
+	} {
+		if part.lo >= part.hi {
+			continue
+		}
+		a, b := "since", "until"
+		if part.query == "history_rollup_totals" {
+			a, b = "first", "last"
+		}
+		t, err := s.scanTotals(ctx, tx, part.query, sql.Named(a, part.lo), sql.Named(b, part.hi))
+		if err != nil {
+			return Totals{}, err
+		}
+		sum.Sessions += t.Sessions
+		sum.DeliveredMWh += t.DeliveredMWh
+		sum.PaidMsat += t.PaidMsat
+		sum.Payments += t.Payments
+	}
+	return sum, nil
+}
+
+func (s *Store) scanTotals(ctx context.Context, tx *sql.Tx, query string, args ...any) (Totals, error) {
+	var t Totals
+	err := tx.QueryRowContext(ctx, s.q[query], args...).Scan(&t.Sessions, &t.DeliveredMWh, &t.PaidMsat, &t.Payments)
+	return t, err
 }
 
 // Receipt returns a session and every payment made for it.

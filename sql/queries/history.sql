@@ -34,3 +34,10 @@ SELECT month, sessions, delivered_mwh, paid_msat, payments
 FROM monthly_totals
 WHERE month >= :first AND month <= :last
 ORDER BY month;
+
+-- name: history_rollup_totals
+-- Whole UTC days [:first, :last), from the rollup the triggers keep.
+SELECT coalesce(sum(sessions), 0), coalesce(sum(delivered_mwh), 0), coalesce(sum(paid_msat), 0),
+       coalesce(sum(payments), 0)
+FROM history_rollup
+WHERE day >= :first AND day < :last;
