@@ -175,7 +175,7 @@ func BenchmarkHistory(b *testing.B) {
 				rows = len(got)
 			}
 			b.StopTimer()
-			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/call")
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/call")
 			b.ReportMetric(float64(rows), "sessions")
 			b.ReportMetric(0, "ns/op")
 		})
@@ -190,7 +190,7 @@ func BenchmarkHistory(b *testing.B) {
 			n = len(ps)
 		}
 		b.StopTimer()
-		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/call")
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/call")
 		b.ReportMetric(float64(n), "days")
 		b.ReportMetric(0, "ns/op")
 	})
@@ -205,7 +205,7 @@ func BenchmarkHistory(b *testing.B) {
 			s2.Close()
 		}
 		b.StopTimer()
-		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/call")
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/call")
 		b.ReportMetric(float64(fi.Size())/1e6, "MB_db")
 		b.ReportMetric(seedTime.Seconds(), "s_to_seed")
 		b.ReportMetric(0, "ns/op")
