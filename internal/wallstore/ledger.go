@@ -19,6 +19,7 @@ import (
 // SessionOpen is what the wall knows when a car plugs in.
 type SessionOpen struct {
 	ID           string
+	Connector    int // which of the wall's connectors, from 1; 0 means 1
 	StartedAt    time.Time
 	Offer        offer.Offer // its SessionID must be ID
 	Metadata     string      // the LNURL metadata served; invoices commit to its sha256
@@ -37,6 +38,7 @@ type Session struct {
 	DeliveredMWh int64 // since the session started
 	EVSEStartMWh int64
 	UpdatedAt    time.Time // the last progress report, or the start
+	Connector    int       // from 1
 }
 
 // Ended reports whether the session has ended.
@@ -76,6 +78,11 @@ func (s *Store) OpenSession(ctx context.Context, o SessionOpen) error {
 		return fail(fmt.Errorf("%w: no start time", ErrInvalid))
 	case o.EVSEStartMWh < 0:
 		return fail(fmt.Errorf("%w: EVSE meter reading %d mWh is negative", ErrInvalid, o.EVSEStartMWh))
+	case o.Connector < 0:
+		return fail(fmt.Errorf("%w: connector %d; they count from 1", ErrInvalid, o.Connector))
+	}
+	if o.Connector == 0 {
+		o.Connector = 1
 	}
 	if err := o.Offer.Validate(); err != nil {
 		return fail(fmt.Errorf("%w: %w", ErrInvalid, err))
@@ -86,6 +93,7 @@ func (s *Store) OpenSession(ctx context.Context, o SessionOpen) error {
 	}
 	_, err = w.ExecContext(ctx, s.q["session_insert"],
 		sql.Named("id", o.ID),
+		sql.Named("connector", o.Connector),
 		sql.Named("started", ms(o.StartedAt)),
 		sql.Named("state", StateAwaitingPayment),
 		sql.Named("price_msat_per_wh", o.Offer.PriceMsatPerWh),
@@ -120,10 +128,11 @@ func (s *Store) Session(ctx context.Context, id string) (Session, error) {
 	return x, nil
 }
 
-// OpenSessions returns the sessions that never ended, oldest first: after a
-// crash, the ones the wall must end and account for before it starts anew.
-func (s *Store) OpenSessions(ctx context.Context) ([]Session, error) {
-	rows, err := s.r.QueryContext(ctx, s.q["sessions_open"])
+// OpenSessions returns one connector's sessions that never ended, oldest
+// first: after a crash, the ones it must resume or end and account for
+// before it starts anew.
+func (s *Store) OpenSessions(ctx context.Context, connector int) ([]Session, error) {
+	rows, err := s.r.QueryContext(ctx, s.q["sessions_open"], sql.Named("connector", connector))
 	if err != nil {
 		return nil, fmt.Errorf("wallstore: open sessions: %w", err)
 	}
@@ -154,7 +163,7 @@ func scanSession(sc scanner) (Session, error) {
 	err := sc.Scan(&x.ID, &started, &ended, &x.State, &reason,
 		&x.Offer.PriceMsatPerWh, &x.Offer.IncrementWh, &x.Offer.FirstMultiple, &x.Offer.GraceWh, &x.Offer.MaxPowerW,
 		&x.Offer.WallNodeKey, &x.Offer.Network, &validUntil, &x.Metadata,
-		&x.DeliveredMWh, &x.EVSEStartMWh, &updated)
+		&x.DeliveredMWh, &x.EVSEStartMWh, &updated, &x.Connector)
 	if err != nil {
 		return Session{}, err
 	}
@@ -419,10 +428,10 @@ func (s *Store) CloseInvoice(ctx context.Context, hash, state string, at time.Ti
 	})
 }
 
-// OpenInvoices returns every invoice still open, oldest first, for the
-// wall to reconcile with lnd at start.
-func (s *Store) OpenInvoices(ctx context.Context) ([]Invoice, error) {
-	rows, err := s.r.QueryContext(ctx, s.q["invoices_open"])
+// OpenInvoices returns a connector's invoices still open, oldest first,
+// for it to reconcile with lnd at start.
+func (s *Store) OpenInvoices(ctx context.Context, connector int) ([]Invoice, error) {
+	rows, err := s.r.QueryContext(ctx, s.q["invoices_open"], sql.Named("connector", connector))
 	if err != nil {
 		return nil, fmt.Errorf("wallstore: open invoices: %w", err)
 	}

@@ -28,7 +28,7 @@ func TestInvoiceLifecycle(t *testing.T) {
 	}
 	openHashes := func() []string {
 		t.Helper()
-		inv, err := s.OpenInvoices(ctx)
+		inv, err := s.OpenInvoices(ctx, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -217,7 +217,7 @@ func TestSettleInvoiceRefuses(t *testing.T) {
 	if paid, err := s.PaidMsat(ctx, "s1"); err != nil || paid != 7500 {
 		t.Fatalf("PaidMsat after refusals = %d, %v; want 7500", paid, err)
 	}
-	if inv, err := s.OpenInvoices(ctx); err != nil || len(inv) != 1 || inv[0].PaymentHash != hash {
+	if inv, err := s.OpenInvoices(ctx, 1); err != nil || len(inv) != 1 || inv[0].PaymentHash != hash {
 		t.Fatalf("OpenInvoices after refusals = %+v, %v", inv, err)
 	}
 }
@@ -260,7 +260,7 @@ func TestAddInvoiceRefuses(t *testing.T) {
 			}
 		})
 	}
-	if inv, err := s.OpenInvoices(ctx); err != nil || len(inv) != 1 || inv[0].AmountMsat != 2500 {
+	if inv, err := s.OpenInvoices(ctx, 1); err != nil || len(inv) != 1 || inv[0].AmountMsat != 2500 {
 		t.Fatalf("OpenInvoices = %+v, %v; want only the first", inv, err)
 	}
 }
@@ -291,7 +291,7 @@ func TestCloseInvoiceRefuses(t *testing.T) {
 			}
 		})
 	}
-	if inv, err := s.OpenInvoices(ctx); err != nil || len(inv) != 1 {
+	if inv, err := s.OpenInvoices(ctx, 1); err != nil || len(inv) != 1 {
 		t.Fatalf("OpenInvoices = %+v, %v; want the invoice still open", inv, err)
 	}
 }
@@ -406,7 +406,7 @@ func TestSessionRefuses(t *testing.T) {
 			}
 		})
 	}
-	if open, err := s.OpenSessions(ctx); err != nil || len(open) != 1 || open[0].State != StateAwaitingPayment {
+	if open, err := s.OpenSessions(ctx, 1); err != nil || len(open) != 1 || open[0].State != StateAwaitingPayment {
 		t.Fatalf("OpenSessions = %+v, %v; want only the untouched first session", open, err)
 	}
 }

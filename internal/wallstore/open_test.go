@@ -286,7 +286,7 @@ func TestOpenSessionsAfterCrash(t *testing.T) {
 				t.Fatalf("re-Open after the crash: %v", err)
 			}
 			defer s.Close()
-			open, err := s.OpenSessions(ctx)
+			open, err := s.OpenSessions(ctx, 1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -301,7 +301,7 @@ func TestOpenSessionsAfterCrash(t *testing.T) {
 			if paid, err := s.PaidMsat(ctx, "crashed"); err != nil || paid != 7600 {
 				t.Errorf("PaidMsat after the crash = %d, %v; want 7600 (the settlement survived)", paid, err)
 			}
-			inv, err := s.OpenInvoices(ctx)
+			inv, err := s.OpenInvoices(ctx, 1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -312,7 +312,7 @@ func TestOpenSessionsAfterCrash(t *testing.T) {
 			if err := s.EndSession(ctx, "crashed", t0.Add(time.Hour), ReasonWallShutdown, 12_345); err != nil {
 				t.Fatal(err)
 			}
-			if open, err := s.OpenSessions(ctx); err != nil || len(open) != 0 {
+			if open, err := s.OpenSessions(ctx, 1); err != nil || len(open) != 0 {
 				t.Errorf("OpenSessions after ending = %+v, %v; want none", open, err)
 			}
 		})

@@ -29,10 +29,12 @@ SET state = :state, closed = :at
 WHERE payment_hash = :hash AND state = 'open';
 
 -- name: invoices_open
-SELECT payment_hash, session_id, amount_asked_msat, bolt11, created, expires
-FROM invoices
-WHERE state = 'open'
-ORDER BY created, payment_hash;
+-- One connector's invoices still open, for it to reconcile with lnd.
+SELECT i.payment_hash, i.session_id, i.amount_asked_msat, i.bolt11, i.created, i.expires
+FROM invoices AS i
+JOIN sessions AS s ON s.id = i.session_id
+WHERE i.state = 'open' AND s.connector = :connector
+ORDER BY i.created, i.payment_hash;
 
 -- name: session_paid
 -- A row only if the session exists.

@@ -2,12 +2,12 @@
 
 -- name: session_insert
 INSERT INTO sessions (
-    id, started, state,
+    id, connector, started, state,
     price_msat_per_wh, increment_wh, first_multiple, grace_wh, max_power_w,
     payee, network, offer_valid_until, metadata,
     delivered_mwh, evse_start_mwh, updated
 ) VALUES (
-    :id, :started, :state,
+    :id, :connector, :started, :state,
     :price_msat_per_wh, :increment_wh, :first_multiple, :grace_wh, :max_power_w,
     :payee, :network, :offer_valid_until, :metadata,
     0, :evse_start_mwh, :started
@@ -17,19 +17,20 @@ INSERT INTO sessions (
 SELECT id, started, ended, state, end_reason,
        price_msat_per_wh, increment_wh, first_multiple, grace_wh, max_power_w,
        payee, network, offer_valid_until, metadata,
-       delivered_mwh, evse_start_mwh, updated
+       delivered_mwh, evse_start_mwh, updated, connector
 FROM sessions
 WHERE id = :id;
 
 -- name: sessions_open
--- Sessions never ended: after a crash, the wall ends them (and settles
--- their accounts with lnd) before taking new ones.
+-- One connector's sessions never ended: after a crash, the wall resumes
+-- or ends them (and settles their accounts with lnd) before taking new
+-- ones on that connector.
 SELECT id, started, ended, state, end_reason,
        price_msat_per_wh, increment_wh, first_multiple, grace_wh, max_power_w,
        payee, network, offer_valid_until, metadata,
-       delivered_mwh, evse_start_mwh, updated
+       delivered_mwh, evse_start_mwh, updated, connector
 FROM sessions
-WHERE ended IS NULL
+WHERE ended IS NULL AND connector = :connector
 ORDER BY started, id;
 
 -- name: session_ended

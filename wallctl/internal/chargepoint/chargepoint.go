@@ -56,18 +56,22 @@ type Store interface {
 	AddInvoice(ctx context.Context, inv wallstore.Invoice) error
 	SettleInvoice(ctx context.Context, hash string, amtPaidMsat int64, preimageHex string, at time.Time) (wallstore.Settlement, error)
 	CloseInvoice(ctx context.Context, hash, state string, at time.Time) error
-	OpenInvoices(ctx context.Context) ([]wallstore.Invoice, error)
+	OpenInvoices(ctx context.Context, connector int) ([]wallstore.Invoice, error)
 	Receipt(ctx context.Context, id string) (wallstore.Receipt, error)
 	RecordProgress(ctx context.Context, sessionID string, at time.Time, state string, deliveredMWh, powerW int64) error
 	AddEvent(ctx context.Context, sessionID string, at time.Time, kind, detail string) error
 	EndSession(ctx context.Context, id string, at time.Time, reason string, deliveredMWh int64) error
-	OpenSessions(ctx context.Context) ([]wallstore.Session, error)
+	OpenSessions(ctx context.Context, connector int) ([]wallstore.Session, error)
 	GetSetting(ctx context.Context, key string) (string, error)
 	SetSetting(ctx context.Context, key, value string) error
 }
 
 // Config holds the wall's terms and limits.
 type Config struct {
+	// Connector numbers this controller's connector on a wall with several
+	// (from 1; 0 means 1). Its sessions are recorded under the number, and
+	// after a restart it resumes or ends only its own.
+	Connector int
 	Terms metering.Terms // for new sessions; the price can change at run time
 	// MaxPowerW is announced in the offer; MaxCurrentA is what the EVSE is
 	// enabled at.
@@ -104,6 +108,12 @@ type Config struct {
 }
 
 func (c *Config) defaults() error {
+	if c.Connector == 0 {
+		c.Connector = 1
+	}
+	if c.Connector < 0 {
+		return fmt.Errorf("chargepoint: connector %d; they count from 1", c.Connector)
+	}
 	if c.InvoiceExpiry == 0 {
 		c.InvoiceExpiry = 120 * time.Second
 	}
@@ -199,7 +209,7 @@ func New(cfg Config, e EVSE, ln Lightning, watch WatchFunc, st Store) (*Controll
 	}
 	return &Controller{
 		cfg: cfg, evse: e, ln: ln, watch: watch, store: st,
-		clk: cfg.Clock, log: cfg.Logger,
+		clk: cfg.Clock, log: cfg.Logger.With("connector", cfg.Connector),
 		terms: cfg.Terms,
 		open:  map[[32]byte]*openInvoice{},
 		subs:  map[chan Status]struct{}{},

@@ -41,6 +41,9 @@ type rig struct {
 	store *wallstore.Store
 	c     *Controller
 	path  string
+	// connector numbers this rig's connector; rigs made by newConnector
+	// share the database and the node.
+	connector int
 }
 
 const evsePilotF = evse.PilotF
@@ -52,7 +55,14 @@ var testTerms = metering.Terms{PriceMsatPerWh: 100, IncrementWh: 50, FirstMultip
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	r := &rig{t: t, ctx: t.Context(), clk: clock.NewManual(t0), ln: lnfake.New(), path: filepath.Join(t.TempDir(), "wall.db")}
+	return newConnector(t, 1, clock.NewManual(t0), lnfake.New(), filepath.Join(t.TempDir(), "wall.db"))
+}
+
+// newConnector makes a rig for one connector of a wall whose others share
+// clk, ln and the database at path.
+func newConnector(t *testing.T, connector int, clk *clock.Manual, ln *lnfake.Node, path string) *rig {
+	t.Helper()
+	r := &rig{t: t, ctx: t.Context(), clk: clk, ln: ln, path: path, connector: connector}
 	var err error
 	r.sim, err = simevse.New(simevse.Config{Clock: r.clk, WatchdogTimeout: -1})
 	if err != nil {
@@ -76,7 +86,7 @@ func (r *rig) open() {
 	}
 	r.t.Cleanup(func() { st.Close() })
 	r.store = st
-	c, err := New(Config{Terms: testTerms, Clock: r.clk, MeterInterval: time.Second, SampleInterval: 5 * time.Second,
+	c, err := New(Config{Connector: r.connector, Terms: testTerms, Clock: r.clk, MeterInterval: time.Second, SampleInterval: 5 * time.Second,
 		MaxCurrentA: 32, MaxPowerW: 7360}, r.sim, r.ln,
 		func(context.Context, func() [][32]byte) Watch { return r.ln }, st)
 	if err != nil {
@@ -577,5 +587,56 @@ func TestLookahead(t *testing.T) {
 		if got := lookaheadMWh(tt.powerW, tt.interval, tt.speed); got != tt.want {
 			t.Errorf("lookaheadMWh(%d, %s, %d) = %d, want %d", tt.powerW, tt.interval, tt.speed, got, tt.want)
 		}
+	}
+}
+
+// Two connectors share the wall's database and node. A restart resumes or
+// ends each one's session from its own EVSE alone: a car still plugged in
+// on one connector keeps its session and its payments whatever happened
+// on the other.
+func TestRestartKeepsEachConnectorsOwnSession(t *testing.T) {
+	clk, ln, path := clock.NewManual(t0), lnfake.New(), filepath.Join(t.TempDir(), "wall.db")
+	one := newConnector(t, 1, clk, ln, path)
+	two := newConnector(t, 2, clk, ln, path)
+	for _, r := range []*rig{one, two} {
+		r.car.Plug()
+		r.c.step(r.ctx)
+		inv := r.invoice(10_000)
+		r.c.settle(r.ctx, pay(t, r.ln, inv.PaymentHash, 10_000), false)
+		r.c.step(r.ctx)
+	}
+	idOne, idTwo := one.c.Status().Session.ID, two.c.Status().Session.ID
+	if idOne == idTwo {
+		t.Fatalf("both connectors opened session %s", idOne)
+	}
+	if st := two.c.Status(); st.ConnectorNumber != 2 {
+		t.Errorf("connector two's status says connector %d", st.ConnectorNumber)
+	}
+	// While the wall is down: connector two's car pays its second
+	// invoice, connector one's car leaves.
+	second := two.invoice(5_000)
+	pay(t, ln, second.PaymentHash, 5_000)
+	one.car.Unplug()
+
+	// Restart connector one first: before sessions knew their connector,
+	// it would have ended connector two's session as one left open.
+	one.open()
+	two.open()
+	if st := one.c.Status(); st.Session != nil {
+		t.Errorf("connector one resumed %+v; its car had left", st.Session)
+	}
+	if s, err := one.store.Session(one.ctx, idOne); err != nil || s.EndReason != wallstore.ReasonUnplugged || s.Connector != 1 {
+		t.Errorf("connector one's session after restart: %+v, %v; want ended unplugged on connector 1", s, err)
+	}
+	st := two.c.Status()
+	if st.Session == nil || st.Session.ID != idTwo {
+		t.Fatalf("connector two did not resume its session %s: %+v", idTwo, st.Session)
+	}
+	if st.Session.PaidMsat != 15_000 || st.Session.Payments != 2 {
+		t.Errorf("connector two after restart: paid %d in %d payments, want 15000 in 2", st.Session.PaidMsat, st.Session.Payments)
+	}
+	two.c.step(two.ctx)
+	if !two.evseEnabled() || one.evseEnabled() {
+		t.Errorf("after restart: EVSE two enabled %v (want true), EVSE one enabled %v (want false)", two.evseEnabled(), one.evseEnabled())
 	}
 }

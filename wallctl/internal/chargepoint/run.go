@@ -189,7 +189,7 @@ func (c *Controller) shutdown() {
 // the newest one resumes if a vehicle is still connected, every other one
 // ends.
 func (c *Controller) recover(ctx context.Context) error {
-	rows, err := c.store.OpenSessions(ctx)
+	rows, err := c.store.OpenSessions(ctx, c.cfg.Connector)
 	if err != nil {
 		return fmt.Errorf("chargepoint: sessions left open: %w", err)
 	}
@@ -267,7 +267,7 @@ func (c *Controller) termsFor(o offer.Offer) metering.Terms {
 // settled ones are credited (or recorded late), dead ones closed, live ones
 // watched.
 func (c *Controller) reconcile(ctx context.Context) {
-	invs, err := c.store.OpenInvoices(ctx)
+	invs, err := c.store.OpenInvoices(ctx, c.cfg.Connector)
 	if err != nil {
 		c.log.Error("chargepoint: open invoices", "err", err)
 		return

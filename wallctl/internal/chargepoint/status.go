@@ -17,6 +17,8 @@ var randRead = rand.Read
 // Status is everything the status endpoint and the page show.
 type Status struct {
 	At time.Time `json:"at"`
+	// ConnectorNumber tells which of the wall's connectors this is, from 1.
+	ConnectorNumber int `json:"connector_number"`
 	// Connector in words: idle, awaiting_payment, energising, suspended,
 	// ended (the vehicle is still plugged in), fault.
 	Connector string         `json:"connector"`
@@ -107,7 +109,7 @@ func sessionStatus(s *session) *SessionStatus {
 }
 
 func (c *Controller) statusLocked() Status {
-	st := Status{At: c.clk.Now(), NextPriceMsatPerWh: c.terms.PriceMsatPerWh, Fault: c.fault, Ready: c.ready}
+	st := Status{At: c.clk.Now(), ConnectorNumber: c.cfg.Connector, NextPriceMsatPerWh: c.terms.PriceMsatPerWh, Fault: c.fault, Ready: c.ready}
 	st.Session = sessionStatus(c.cur)
 	st.Last = sessionStatus(c.last)
 	st.Lightning.Connected = c.watcher != nil && c.watcher.Connected()

@@ -227,7 +227,7 @@ func (c *Controller) openSessionLocked(ctx context.Context, st evse.Status, now 
 		c.log.Error("chargepoint: open session", "err", err)
 		return
 	}
-	if err := c.store.OpenSession(ctx, wallstore.SessionOpen{ID: id, StartedAt: now, Offer: o, Metadata: meta, EVSEStartMWh: st.SessionMWh}); err != nil {
+	if err := c.store.OpenSession(ctx, wallstore.SessionOpen{ID: id, Connector: c.cfg.Connector, StartedAt: now, Offer: o, Metadata: meta, EVSEStartMWh: st.SessionMWh}); err != nil {
 		c.log.Error("chargepoint: record new session; not selling until it can be recorded", "err", err)
 		c.metrics.StoreErrors++
 		return
