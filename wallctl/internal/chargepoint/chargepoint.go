@@ -72,7 +72,7 @@ type Config struct {
 	// (from 1; 0 means 1). Its sessions are recorded under the number, and
 	// after a restart it resumes or ends only its own.
 	Connector int
-	Terms metering.Terms // for new sessions; the price can change at run time
+	Terms     metering.Terms // for new sessions; the price can change at run time
 	// MaxPowerW is announced in the offer; MaxCurrentA is what the EVSE is
 	// enabled at.
 	MaxPowerW   int64
