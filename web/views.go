@@ -37,6 +37,9 @@ type LiveView struct {
 	// Session is the plugged-in vehicle's session, or nil; Last the most
 	// recent one after its vehicle left, or nil.
 	Session, Last *SessionView
+	// ConnectorName labels the page on a wall with several connectors
+	// ("Connector 2"); StreamURL is its status stream.
+	ConnectorName, StreamURL string
 }
 
 // EVSEView is the charger as last read.

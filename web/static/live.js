@@ -422,7 +422,7 @@
   }
   let retries = 0;
   function connect() {
-    const es = new EventSource('/api/status/stream');
+    const es = new EventSource(root.dataset.stream || '/api/status/stream');
     setStream('connecting', 'connecting…');
     es.onopen = function () {
       retries = 0;

@@ -71,6 +71,11 @@ type Config struct {
 	// Sim, when the wall drives the simulated EVSE with its built-in
 	// vehicle, adds token-protected routes to plug it in and out.
 	Sim SimVehicle
+	// PathPrefix is where the caller mounts this handler on a wall with
+	// several connectors ("/c/2"); the URLs handed to the buyer and the
+	// live page's stream carry it. ConnectorName labels the live page.
+	PathPrefix    string
+	ConnectorName string
 }
 
 // SimVehicle is the simulated EVSE's built-in vehicle (a demo and test
@@ -99,6 +104,8 @@ type api struct {
 	csrfKey [32]byte
 }
 
+const defaultRequestTimeout = 10 * time.Second
+
 // New builds the router.
 func New(cfg Config, w Wall, h History) (http.Handler, error) {
 	if len(cfg.Token) < MinTokenLen {
@@ -111,14 +118,20 @@ func New(cfg Config, w Wall, h History) (http.Handler, error) {
 		}
 		cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	}
+	if p := cfg.PathPrefix; p != "" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsAny(p, "?#%")) {
+		return nil, fmt.Errorf("httpapi: path prefix %q must start with / and not end with one", p)
+	}
 	if cfg.MaxStreams == 0 {
 		cfg.MaxStreams = 64
 	}
 	if cfg.RequestTimeout == 0 {
-		cfg.RequestTimeout = 10 * time.Second
+		cfg.RequestTimeout = defaultRequestTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.ConnectorName != "" {
+		cfg.Logger = cfg.Logger.With("connector", cfg.ConnectorName)
 	}
 	pages, err := web.New()
 	if err != nil {
@@ -219,6 +232,8 @@ func lnurlErr(w http.ResponseWriter, reason string) {
 	writeJSON(w, http.StatusOK, lnurlpay.ErrorResponse(reason))
 }
 
+// base is the wall's URL as the buyer reaches it; mine is this connector's
+// routes below it.
 func (a *api) base(r *http.Request) string {
 	if a.cfg.PublicURL != "" {
 		return a.cfg.PublicURL
@@ -230,13 +245,15 @@ func (a *api) base(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
+func (a *api) mine(r *http.Request) string { return a.base(r) + a.cfg.PathPrefix }
+
 func (a *api) payRequest(w http.ResponseWriter, r *http.Request) {
 	oi, err := a.wall.CurrentOffer()
 	if err != nil {
 		lnurlErr(w, err.Error())
 		return
 	}
-	cb := a.base(r) + "/lnurlp/" + url.PathEscape(oi.Offer.SessionID) + "/callback"
+	cb := a.mine(r) + "/lnurlp/" + url.PathEscape(oi.Offer.SessionID) + "/callback"
 	pr, err := lnurlpay.PayRequest(cb, oi.MinMsat, oi.MaxMsat, oi.Metadata, commentAllowed)
 	if err != nil {
 		a.log.Error("httpapi: pay request", "err", err)
@@ -287,7 +304,7 @@ func (a *api) callback(w http.ResponseWriter, r *http.Request) {
 	base := a.base(r)
 	hx := hex.EncodeToString(inv.PaymentHash[:])
 	resp, err := lnurlpay.CallbackResponse(inv.Bolt11, base+"/sessions/"+url.PathEscape(sid), "Receipt for this charging session",
-		base+"/lnurlp/verify/"+hx)
+		a.mine(r)+"/lnurlp/verify/"+hx)
 	if err != nil {
 		a.log.Error("httpapi: callback response", "err", err)
 		lnurlErr(w, "the wall cannot answer: "+err.Error())

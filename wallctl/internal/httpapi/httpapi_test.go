@@ -33,6 +33,7 @@ type fakeWall struct {
 	requests int
 	settings chargepoint.Settings
 	soc      map[string]int64
+	number   int // the connector, for NewWall's tests
 }
 
 const sid = "20261125T020000Z-0123456789ab"
@@ -41,7 +42,7 @@ var testOffer = offer.Offer{SessionID: sid, PriceMsatPerWh: 100, IncrementWh: 50
 	MaxPowerW: 7360, WallNodeKey: "02" + strings.Repeat("ab", 32), ValidUntil: time.Unix(1_800_000_000, 0), Network: "regtest"}
 
 func (f *fakeWall) Status() chargepoint.Status {
-	return chargepoint.Status{Connector: "idle", Ready: true, NextPriceMsatPerWh: 100}
+	return chargepoint.Status{Connector: "idle", Ready: true, NextPriceMsatPerWh: 100, ConnectorNumber: f.number}
 }
 func (f *fakeWall) Subscribe() (<-chan chargepoint.Status, func()) {
 	ch := make(chan chargepoint.Status, 1)
@@ -292,5 +293,52 @@ func TestConfigRefusals(t *testing.T) {
 		if _, err := New(cfg, &fakeWall{}, fakeHistory{}); err == nil {
 			t.Errorf("config %+v accepted", cfg)
 		}
+	}
+}
+
+// A wall with several connectors: each answers below /c/k with its own
+// offer and status, and connector 1 also at the root.
+func TestWallWithConnectors(t *testing.T) {
+	walls := []*fakeWall{{open: true, number: 1}, {open: true, number: 2}, {open: false, number: 3}}
+	var conns []Connector
+	for _, w := range walls {
+		conns = append(conns, Connector{Wall: w})
+	}
+	h, err := NewWall(Config{Token: token}, conns, fakeHistory{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	cases := []struct {
+		name, method, path, auth string
+		code                     int
+		contains                 string
+	}{
+		{"root is connector 1", "GET", "/api/status", "", 200, `"connector_number":1`},
+		{"root offer", "GET", "/lnurlp", "", 200, `"callback":"` + srv.URL + `/lnurlp/` + sid + `/callback"`},
+		{"connector 2 status", "GET", "/c/2/api/status", "", 200, `"connector_number":2`},
+		{"connector 2 offer names its own callback", "GET", "/c/2/lnurlp", "", 200, `"callback":"` + srv.URL + `/c/2/lnurlp/` + sid + `/callback"`},
+		{"connector 2 callback", "GET", "/c/2/lnurlp/" + sid + "/callback?amount=10000", "", 200, srv.URL + "/c/2/lnurlp/verify/"},
+		{"connector 3 has no session", "GET", "/c/3/lnurlp", "", 200, "no vehicle has an open session"},
+		{"connector 1 below /c/1", "GET", "/c/1/api/status", "", 200, `"connector_number":1`},
+		{"connector 4 does not exist", "GET", "/c/4/api/status", "", 404, ""},
+		{"all connectors", "GET", "/api/connectors", "", 200, `"connector_number":3`},
+		{"live page of connector 2", "GET", "/c/2/", "", 200, `data-stream="/c/2/api/status/stream"`},
+		{"live page names it", "GET", "/c/2/", "", 200, "Connector 2"},
+		{"history is the wall's", "GET", "/history", "", 200, "History"},
+		{"stop on connector 2 needs the token", "POST", "/c/2/api/sessions/" + sid + "/stop", "", 401, "Bearer"},
+		{"stop on connector 2", "POST", "/c/2/api/sessions/" + sid + "/stop", token, 200, "stopped"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := do(t, tc.method, srv.URL+tc.path, tc.auth, "")
+			if code != tc.code || !strings.Contains(body, tc.contains) {
+				t.Errorf("%s %s: %d %q, want %d containing %q", tc.method, tc.path, code, clip(body), tc.code, tc.contains)
+			}
+		})
+	}
+	if walls[1].stopped != sid || walls[0].stopped != "" {
+		t.Errorf("stop reached connector 1 %q, connector 2 %q; want only connector 2", walls[0].stopped, walls[1].stopped)
 	}
 }

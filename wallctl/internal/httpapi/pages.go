@@ -98,6 +98,7 @@ func (a *api) livePage(w http.ResponseWriter, r *http.Request) {
 		EVSE: web.EVSEView{Reachable: st.EVSE.Reachable, Error: st.EVSE.Error, Pilot: st.EVSE.Pilot,
 			ContactorClosed: st.EVSE.ContactorClosed, PowerW: st.EVSE.PowerW, Fault: st.EVSE.Fault},
 		Session: sessionView(st.Session), Last: sessionView(st.Last),
+		ConnectorName: a.cfg.ConnectorName, StreamURL: a.cfg.PathPrefix + "/api/status/stream",
 	}
 	a.render(w, http.StatusOK, func(b *bytes.Buffer) error { return a.pages.Live(b, v) })
 }
