@@ -59,6 +59,7 @@ func runSessionShow(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		out := struct {
 			ID             string `json:"id"`
+			Connector      int    `json:"connector"`
 			Started        string `json:"started"`
 			Ended          string `json:"ended"`
 			State          string `json:"state"`
@@ -68,7 +69,7 @@ func runSessionShow(ctx context.Context, args []string, stdout, stderr io.Writer
 			PaidMsat       int64  `json:"paid_msat"`
 			AfterEndMsat   int64  `json:"after_end_msat"`
 			Payments       []pay  `json:"payments"`
-		}{ID: s.ID, Started: historycli.Time(s.StartedAt), Ended: historycli.Time(s.EndedAt), State: s.State, EndReason: s.EndReason,
+		}{ID: s.ID, Connector: s.Connector, Started: historycli.Time(s.StartedAt), Ended: historycli.Time(s.EndedAt), State: s.State, EndReason: s.EndReason,
 			PriceMsatPerWh: s.Offer.PriceMsatPerWh, DeliveredMWh: s.DeliveredMWh, PaidMsat: rc.PaidMsat, AfterEndMsat: rc.AfterEndMsat,
 			Payments: []pay{}}
 		for _, p := range rc.Payments {
@@ -78,6 +79,7 @@ func runSessionShow(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	milli, tm, dash := historycli.Milli, historycli.Time, historycli.OrDash
 	fmt.Fprintf(stdout, "Receipt for charging session %s\n\n", s.ID)
+	fmt.Fprintf(stdout, "  connector   %d\n", s.Connector)
 	fmt.Fprintf(stdout, "  started     %s\n  ended       %s\n  end reason  %s\n", tm(s.StartedAt), dash(tm(s.EndedAt)), dash(s.EndReason))
 	fmt.Fprintf(stdout, "  price       %d msat/Wh (%d sat/kWh)\n", s.Offer.PriceMsatPerWh, s.Offer.PriceMsatPerWh)
 	fmt.Fprintf(stdout, "  energy      %s Wh\n  paid        %s sat in %d payments\n", milli(s.DeliveredMWh), milli(rc.PaidMsat), len(rc.Payments))

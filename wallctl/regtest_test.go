@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -395,5 +396,96 @@ func TestRegtestSessions(t *testing.T) {
 			t.Errorf("delivered %d mWh on 20 Wh paid (%d mWh while the wall was dead)", rc.DeliveredMWh, outageMWh)
 		}
 		t.Logf("session %s: car paid %d msat, wall lnd settled %d, database %d; delivered %d mWh", id, carPaid, settled, rc.PaidMsat, rc.DeliveredMWh)
+	})
+
+	t.Run("two OpenEVSE connectors, kill -9, each keeps its own session", func(t *testing.T) {
+		var sims [2]*rapisim.Sim
+		for i := range sims {
+			s, err := rapisim.Start(ctx, rapisim.Options{VehicleMaxA: 16})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			sims[i] = s
+		}
+		db := filepath.Join(t.TempDir(), "wall.db")
+		args := append([]string{"--db", db, "--evse", "openevse", "--serial", sims[0].Path() + "," + sims[1].Path(),
+			"--heartbeat", "1s", "--max-current", "16"}, lnd...)
+		w := startWall(t, bin, args...)
+		// connector k's routes, as a car on that cable reaches them.
+		on := func(w *wall, k int) *wall { cw := *w; cw.base = fmt.Sprintf("%s/c/%d", w.base, k); return &cw }
+		before := c.total()
+		var ids [2]string
+		for i, s := range sims {
+			s.Plug()
+			s.RequestPower(true)
+			st := on(w, i+1).waitFor("session open", 20*time.Second, func(s chargepoint.Status) bool { return s.Connector == "awaiting_payment" })
+			if st.ConnectorNumber != i+1 {
+				t.Errorf("/c/%d/api/status says connector %d", i+1, st.ConnectorNumber)
+			}
+			ids[i] = st.Session.ID
+			c.pay(ctx, on(w, i+1).base, 10_000)
+		}
+		for i := range sims {
+			on(w, i+1).waitFor("energising", 20*time.Second, func(s chargepoint.Status) bool { return s.Connector == "energising" })
+		}
+		// The car on connector 2 pays again; the wall dies; the car on
+		// connector 1 leaves while it is down.
+		c.pay(ctx, on(w, 2).base, 5_000)
+		w.kill9()
+		sims[0].Unplug()
+
+		w = startWall(t, bin, args...)
+		st := on(w, 2).waitFor("connector 2 resumed", 20*time.Second, func(s chargepoint.Status) bool { return s.Session != nil })
+		if st.Session.ID != ids[1] || st.Session.PaidMsat != 15_000 || st.Session.Payments != 2 {
+			t.Errorf("connector 2 after the restart: session %s paid %d in %d payments; want %s, 15000 in 2",
+				st.Session.ID, st.Session.PaidMsat, st.Session.Payments, ids[1])
+		}
+		if st := on(w, 1).status(); st.Session != nil || st.Connector != "idle" {
+			t.Errorf("connector 1 after the restart, its car gone: %s %+v", st.Connector, st.Session)
+		}
+		var all []chargepoint.Status
+		if resp, err := http.Get(w.base + "/api/connectors"); err != nil {
+			t.Error(err)
+		} else {
+			json.NewDecoder(resp.Body).Decode(&all)
+			resp.Body.Close()
+		}
+		if len(all) != 2 || all[1].Session == nil || all[1].Session.ID != ids[1] {
+			t.Errorf("/api/connectors: %+v", all)
+		}
+		c.pay(ctx, on(w, 2).base, 5_000)
+		on(w, 2).waitFor("energising after payment", 30*time.Second, func(s chargepoint.Status) bool {
+			return s.Connector == "energising" && s.Session.PaidMsat == 20_000
+		})
+		sims[1].Unplug()
+		on(w, 2).waitFor("ended", 20*time.Second, func(s chargepoint.Status) bool { return s.Connector == "idle" && s.Last != nil })
+		w.cmd.Process.Signal(syscall.SIGTERM)
+		w.cmd.Wait()
+		for i, s := range sims {
+			if st := s.State(); st.ContactorClosed || st.PowerW > 0 {
+				t.Errorf("OpenEVSE %d after the sessions: %+v", i+1, st)
+			}
+		}
+		var paid int64
+		for i, want := range []struct {
+			paid   int64
+			reason string
+		}{{10_000, "unplugged"}, {20_000, "unplugged"}} {
+			var rc struct {
+				PaidMsat  int64  `json:"paid_msat"`
+				EndReason string `json:"end_reason"`
+			}
+			if err := json.Unmarshal(runCLI(t, bin, "session", "show", ids[i], "--db", db, "--json"), &rc); err != nil {
+				t.Fatal(err)
+			}
+			if rc.PaidMsat != want.paid || rc.EndReason != want.reason {
+				t.Errorf("connector %d's session %s: paid %d, ended %q; want %d, %q", i+1, ids[i], rc.PaidMsat, rc.EndReason, want.paid, want.reason)
+			}
+			paid += rc.PaidMsat
+		}
+		if carPaid := c.total() - before; paid != carPaid {
+			t.Errorf("the wall recorded %d msat over both connectors; the car paid %d", paid, carPaid)
+		}
 	})
 }

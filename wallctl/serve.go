@@ -36,7 +36,7 @@ type serveFlags struct {
 	simSpeed                                  float64
 	simMeterHigh                              int64
 	price, increment, firstMultiple, grace    int64
-	maxCurrentA, maxOpenInvoices              int
+	maxCurrentA, maxOpenInvoices, connectors  int
 	unpaidTimeout, invoiceExpiry              time.Duration
 	heartbeat                                 time.Duration
 }
@@ -53,7 +53,8 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.lndMacaroon, "lnd-macaroon", "", "a macaroon with info:read, invoices:read and invoices:write (see the README)")
 	fs.StringVar(&f.lndConnect, "lndconnect", "", "lndconnect:// URI instead of the three flags above (or $WALLCTL_LNDCONNECT)")
 	fs.StringVar(&f.evseKind, "evse", "sim", "EVSE driver: sim (the simulated EVSE) or openevse (RAPI over --serial)")
-	fs.StringVar(&f.serial, "serial", "", "serial device of the OpenEVSE, e.g. /dev/ttyUSB0")
+	fs.StringVar(&f.serial, "serial", "", "serial device of the OpenEVSE, e.g. /dev/ttyUSB0; one per connector, comma-separated, on a wall with several")
+	fs.IntVar(&f.connectors, "connectors", 0, "connectors on this wall, each with its own EVSE and sessions, served below /c/1 ... /c/N (default: one, or one per --serial device)")
 	fs.StringVar(&f.simCarURL, "sim-car", "", "simulated EVSE only: couple to vehiclegw simcar's control URL (token in $SATWATT_SIMCAR_TOKEN); empty: a built-in simulated vehicle plugged with POST /api/sim/plug")
 	fs.Float64Var(&f.simSpeed, "sim-speed", 1, "simulated EVSE only: run its clock this many times faster (the demo's speed factor)")
 	fs.Int64Var(&f.simMeterHigh, "sim-meter-high", 0, "simulated EVSE only, a fault for demos and tests: its meter reads this many per mille high (-1000..1000)")
@@ -96,14 +97,27 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("%w: %v", subcmd.ErrUsage, err)
 	}
 
-	// The EVSE first, so that it is disabled whatever fails next.
-	dev, sim, err := openEVSE(ctx, f, log)
+	serials, err := connectorCount(f)
 	if err != nil {
 		return err
 	}
-	defer dev.Close()
-	if err := dev.Disable(ctx); err != nil {
-		log.Warn("wallctl: could not disable the EVSE at start; continuing, the controller retries", "err", err)
+	// The EVSEs first, so that they are disabled whatever fails next.
+	devs := make([]chargepoint.EVSE, f.connectors)
+	sims := make([]*simevse.EVSE, f.connectors)
+	for i := range devs {
+		clog := log
+		if f.connectors > 1 {
+			clog = log.With("connector", i+1)
+		}
+		dev, sim, err := openEVSE(ctx, f, serials[i], clog)
+		if err != nil {
+			return err
+		}
+		defer dev.Close()
+		if err := dev.Disable(ctx); err != nil {
+			clog.Warn("wallctl: could not disable the EVSE at start; continuing, the controller retries", "err", err)
+		}
+		devs[i], sims[i] = dev, sim
 	}
 
 	store, err := wallstore.Open(ctx, f.db)
@@ -128,24 +142,32 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log.Info("wallctl: lnd connected", "node", ln.PubKey(), "network", ln.Network(), "addr", ln.Addr())
 
 	var simSpeedPermil int64
-	if sim != nil {
+	if sims[0] != nil {
 		simSpeedPermil = int64(f.simSpeed * 1000)
 	}
-	cp, err := chargepoint.New(chargepoint.Config{Terms: terms, MaxCurrentA: f.maxCurrentA,
-		InvoiceExpiry: f.invoiceExpiry, MaxOpenInvoices: f.maxOpenInvoices, SimSpeedPermil: simSpeedPermil, Logger: log}, dev, ln,
-		func(ctx context.Context, open func() [][32]byte) chargepoint.Watch {
-			return ln.WatchSettlements(ctx, open)
-		}, store)
-	if err != nil {
-		return fmt.Errorf("%w: %v", subcmd.ErrUsage, err)
-	}
-	apiCfg := httpapi.Config{Token: token, PublicURL: f.publicURL, Logger: log}
-	if sim != nil {
-		if fv, ok := sim.Vehicle().(*simevse.FixedVehicle); ok {
-			apiCfg.Sim = fv
+	cps := make([]*chargepoint.Controller, f.connectors)
+	for i := range cps {
+		// Each connector follows its own invoices on its own stream; lnd
+		// serves them all on the one connection.
+		cps[i], err = chargepoint.New(chargepoint.Config{Connector: i + 1, Terms: terms, MaxCurrentA: f.maxCurrentA,
+			InvoiceExpiry: f.invoiceExpiry, MaxOpenInvoices: f.maxOpenInvoices, SimSpeedPermil: simSpeedPermil, Logger: log}, devs[i], ln,
+			func(ctx context.Context, open func() [][32]byte) chargepoint.Watch {
+				return ln.WatchSettlements(ctx, open)
+			}, store)
+		if err != nil {
+			return fmt.Errorf("%w: %v", subcmd.ErrUsage, err)
 		}
 	}
-	h, err := httpapi.New(apiCfg, cp, store)
+	conns := make([]httpapi.Connector, len(cps))
+	for i, cp := range cps {
+		conns[i].Wall = wallConnector{Controller: cp, all: cps}
+		if sims[i] != nil {
+			if fv, ok := sims[i].Vehicle().(*simevse.FixedVehicle); ok {
+				conns[i].Sim = fv
+			}
+		}
+	}
+	h, err := httpapi.NewWall(httpapi.Config{Token: token, PublicURL: f.publicURL, Logger: log}, conns, store)
 	if err != nil {
 		return err
 	}
@@ -158,7 +180,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 2+len(cps))
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -183,13 +205,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		}()
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		errc <- cp.Run(ctx)
-	}()
+	for _, cp := range cps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- cp.Run(ctx)
+		}()
+	}
 	fmt.Fprintf(stdout, "wallctl: serving on http://%s (status /api/status, LNURL /lnurlp), EVSE %s, database %s\n",
 		lis.Addr(), f.evseKind, f.db)
+	if len(cps) > 1 {
+		fmt.Fprintf(stdout, "wallctl: %d connectors, each below /c/1 ... /c/%d (connector 1 also at /); all of them at /api/connectors\n",
+			len(cps), len(cps))
+	}
 
 	var runErr error
 	select {
@@ -207,9 +235,75 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// openEVSE opens the configured driver. For the simulated EVSE it also
-// returns the simulation, whose built-in vehicle the API can plug in.
-func openEVSE(ctx context.Context, f *serveFlags, log *slog.Logger) (chargepoint.EVSE, *simevse.EVSE, error) {
+// maxConnectors bounds --connectors: every connector runs a controller, an
+// EVSE driver and an invoice stream.
+const maxConnectors = 256
+
+// connectorCount settles f.connectors from the flags and returns each
+// connector's serial device ("" for the simulated EVSE).
+func connectorCount(f *serveFlags) ([]string, error) {
+	var serials []string
+	if f.serial != "" {
+		serials = strings.Split(f.serial, ",")
+	}
+	n := f.connectors
+	switch {
+	case n == 0 && strings.EqualFold(f.evseKind, "openevse") && len(serials) > 0:
+		n = len(serials)
+	case n == 0:
+		n = 1
+	case n < 1 || n > maxConnectors:
+		return nil, fmt.Errorf("%w: --connectors %d: a wall has 1 to %d", subcmd.ErrUsage, n, maxConnectors)
+	}
+	if strings.EqualFold(f.evseKind, "openevse") && len(serials) != n {
+		return nil, fmt.Errorf("%w: --connectors %d but --serial names %d device(s): give one OpenEVSE per connector, comma-separated",
+			subcmd.ErrUsage, n, len(serials))
+	}
+	if n > 1 && f.sdpIface != "" {
+		// The SDP answer carries an address and a port, no path: each
+		// connector would need its own powerline modem and listener.
+		return nil, fmt.Errorf("%w: --sdp-iface answers for one connector only; run one wallctl per connector with SDP", subcmd.ErrUsage)
+	}
+	if n > 1 && f.simCarURL != "" {
+		return nil, fmt.Errorf("%w: --sim-car couples one simulated car; with --connectors, plug each connector's built-in vehicle with POST /c/N/api/sim/plug", subcmd.ErrUsage)
+	}
+	f.connectors = n
+	if !strings.EqualFold(f.evseKind, "openevse") {
+		serials = make([]string, n) // the simulated EVSE has no device
+	}
+	return serials, nil
+}
+
+// wallConnector is one connector as the HTTP API sees it. The owner's
+// settings are the whole wall's, so setting them on any connector sets
+// them on all.
+type wallConnector struct {
+	*chargepoint.Controller
+	all []*chargepoint.Controller
+}
+
+func (w wallConnector) SetPrice(ctx context.Context, msatPerWh int64) error {
+	for _, c := range w.all {
+		if err := c.SetPrice(ctx, msatPerWh); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w wallConnector) SetSettings(ctx context.Context, s chargepoint.Settings) error {
+	for _, c := range w.all {
+		if err := c.SetSettings(ctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openEVSE opens the configured driver, on serial for an OpenEVSE. For the
+// simulated EVSE it also returns the simulation, whose built-in vehicle
+// the API can plug in.
+func openEVSE(ctx context.Context, f *serveFlags, serial string, log *slog.Logger) (chargepoint.EVSE, *simevse.EVSE, error) {
 	switch strings.ToLower(f.evseKind) {
 	case "sim":
 		var clk clock.Clock = clock.Real{}
@@ -248,12 +342,12 @@ func openEVSE(ctx context.Context, f *serveFlags, log *slog.Logger) (chargepoint
 		log.Warn("wallctl: driving the SIMULATED EVSE (a demo and test feature): no real charger is switched")
 		return e, e, nil
 	case "openevse":
-		if f.serial == "" {
+		if serial == "" {
 			return nil, nil, fmt.Errorf("%w: --evse openevse needs --serial DEVICE", subcmd.ErrUsage)
 		}
-		d, err := rapi.Open(ctx, rapi.Config{Device: f.serial, Heartbeat: f.heartbeat, Logger: log})
+		d, err := rapi.Open(ctx, rapi.Config{Device: serial, Heartbeat: f.heartbeat, Logger: log})
 		if err != nil {
-			return nil, nil, fmt.Errorf("open the OpenEVSE on %s: %w", f.serial, err)
+			return nil, nil, fmt.Errorf("open the OpenEVSE on %s: %w", serial, err)
 		}
 		return d, nil, nil
 	}
