@@ -145,14 +145,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if sims[0] != nil {
 		simSpeedPermil = int64(f.simSpeed * 1000)
 	}
+	// One invoice stream for every connector: lnd sends each invoice event
+	// to every stream, so a stream per connector costs it N times over.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	settlements := ln.ShareSettlements(watchCtx)
 	cps := make([]*chargepoint.Controller, f.connectors)
 	for i := range cps {
-		// Each connector follows its own invoices on its own stream; lnd
-		// serves them all on the one connection.
 		cps[i], err = chargepoint.New(chargepoint.Config{Connector: i + 1, Terms: terms, MaxCurrentA: f.maxCurrentA,
 			InvoiceExpiry: f.invoiceExpiry, MaxOpenInvoices: f.maxOpenInvoices, SimSpeedPermil: simSpeedPermil, Logger: log}, devs[i], ln,
 			func(ctx context.Context, open func() [][32]byte) chargepoint.Watch {
-				return ln.WatchSettlements(ctx, open)
+				return settlements.Watch(ctx, open)
 			}, store)
 		if err != nil {
 			return fmt.Errorf("%w: %v", subcmd.ErrUsage, err)
