@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -15,6 +16,21 @@ import (
 	"satwatt/internal/wallstore/wallstoretest"
 )
 
+// The seeded databases, shared by the runs of one test binary.
+var (
+	historyDir    string
+	historySeeded = map[int]string{}
+	historyEnd    = time.Now().Truncate(time.Minute)
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if historyDir != "" {
+		os.RemoveAll(historyDir)
+	}
+	os.Exit(code)
+}
+
 // BenchmarkHistoryCommand runs wallctl history, as a person or a script
 // would, over 10,000, 100,000 and 1,000,000 stored sessions (one every 10
 // minutes: about 70 days, two years, 19 years). Baseline in the same run:
@@ -22,13 +38,21 @@ import (
 // formatting and printing add.
 func BenchmarkHistoryCommand(b *testing.B) {
 	ctx := context.Background()
-	end := time.Now().Truncate(time.Minute)
-	dir := b.TempDir()
-	seeded := map[int]string{}
+	end := historyEnd
+	// The databases outlive one run, so that -count 3 seeds them once
+	// (the million took a minute a run); TestMain removes them.
+	if historyDir == "" {
+		d, err := os.MkdirTemp("", "wallctl-history-bench-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		historyDir = d
+	}
+	seeded := historySeeded
 	// seed writes n sessions; a million are the 100,000 grown tenfold by
 	// SQLite itself, which takes seconds instead of minutes.
 	seed := func(n int) string {
-		path := filepath.Join(dir, fmt.Sprintf("wall-%d.db", n))
+		path := filepath.Join(historyDir, fmt.Sprintf("wall-%d.db", n))
 		st, err := wallstore.Open(ctx, path)
 		if err != nil {
 			b.Fatal(err)

@@ -122,6 +122,17 @@ func (n *Node) lncliJSON(ctx context.Context, v any, args ...string) error {
 	return nil
 }
 
+// Pid is the running lnd's process id, 0 when it is stopped; benchmarks
+// read its CPU time.
+func (n *Node) Pid() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.proc == nil || n.proc.Exited() {
+		return 0
+	}
+	return n.proc.Pid()
+}
+
 func (n *Node) running() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -56,7 +56,7 @@ func Seed(ctx context.Context, db *sql.DB, n int, end time.Time) error {
 	for i := range n {
 		id := fmt.Sprintf("s%07d", i)
 		st := end.Add(-time.Duration(i) * 10 * time.Minute).UnixMilli()
-		insSession(arg("id", id), arg("started", st), arg("state", "energising"),
+		insSession(arg("id", id), arg("connector", int64(1)), arg("started", st), arg("state", "energising"),
 			arg("price_msat_per_wh", int64(250)), arg("increment_wh", int64(10)),
 			arg("first_multiple", int64(3)), arg("grace_wh", int64(2)),
 			arg("max_power_w", int64(7400)), arg("payee", payee),
@@ -122,10 +122,10 @@ func Grow(ctx context.Context, db *sql.DB, factor int) error {
 		if _, err := tx.ExecContext(ctx, `
 INSERT INTO sessions (id, started, ended, state, end_reason, price_msat_per_wh, increment_wh, first_multiple,
                       grace_wh, max_power_w, payee, network, offer_valid_until, metadata, delivered_mwh,
-                      evse_start_mwh, updated)
+                      evse_start_mwh, updated, connector)
 SELECT id || '-' || :k, started - :shift, ended - :shift, state, end_reason, price_msat_per_wh, increment_wh,
        first_multiple, grace_wh, max_power_w, payee, network, offer_valid_until - :shift, metadata,
-       delivered_mwh, evse_start_mwh, updated - :shift
+       delivered_mwh, evse_start_mwh, updated - :shift, connector
 FROM sessions WHERE instr(id, '-') = 0`, sql.Named("k", k), sql.Named("shift", shift)); err != nil {
 			return fmt.Errorf("grow: copy %d of the sessions: %w", k, err)
 		}
