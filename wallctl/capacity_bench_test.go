@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -25,7 +24,6 @@ import (
 	"satwatt/internal/clock"
 	"satwatt/internal/invoicecheck"
 	"satwatt/internal/lndclient"
-	"satwatt/internal/regtest"
 	"satwatt/internal/wallclient"
 )
 
@@ -36,11 +34,11 @@ var capacitySteps = []int{50, 100, 150, 200, 250}
 
 const (
 	// Each simulated car pays one 10 Wh increment every capacityPeriod
-	// while its EVSE draws 7.36 kW (8.2 Wh per period), after a first
+	// while its EVSE draws 7.36 kW (6.1 Wh per period), after a first
 	// payment of 40 Wh: its credit only grows, so a suspension can only
 	// be the wall failing to credit what was paid.
-	capacityPeriod  = 4 * time.Second
-	capacityMeasure = 20 * time.Second
+	capacityPeriod  = 3 * time.Second
+	capacityMeasure = 12 * time.Second
 	capacityPrice   = 1000 // msat/Wh
 	capacityIncWh   = 10
 	capacityFirst   = 4 // increments in the first payment
@@ -68,7 +66,7 @@ func (r capacityResult) ok() bool {
 // --connectors N on the simulated EVSEs, plugs every connector's
 // simulated vehicle and runs N simulated cars over loopback, each doing
 // what vehiclegw does for an increment (fetch the offer, ask the callback
-// for an invoice, check it, pay it) every 4 s, and timing it until the
+// for an invoice, check it, pay it) every 3 s, and timing it until the
 // connector's status stream shows the payment credited. A size passes
 // when the p99 of those increments is under one second, no session was
 // suspended (the cars pay ahead, so any suspension is the wall's
@@ -78,18 +76,7 @@ func (r capacityResult) ok() bool {
 // One op is the whole ladder; run it with -benchtime 1x.
 func BenchmarkSystemWallCapacity(b *testing.B) {
 	bin := buildWallctl(b)
-	net := regtest.StartForTest(b, regtest.Config{
-		Nodes:    []string{"wall", "car"},
-		Channels: []regtest.ChannelSpec{{From: "car", To: "wall", CapacitySat: 10_000_000}},
-	})
-	ctx := b.Context()
-	wn, cn := net.Nodes["wall"], net.Nodes["car"]
-	carLn, err := lndclient.Dial(ctx, lndclient.Config{RPCAddr: cn.RPCAddr, TLSCertPath: cn.TLSCertPath, MacaroonPath: cn.AdminMacaroonPath,
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer carLn.Close()
+	wn, cn, carLn := benchNetwork(b, 10_000_000)
 	payer := carpay.Payer{Node: carLn, Network: "regtest", Timeout: 30 * time.Second, Clock: clock.Real{}}
 	lnd := []string{"--lnd-rpc", wn.RPCAddr, "--lnd-tlscert", wn.TLSCertPath, "--lnd-macaroon", wn.AdminMacaroonPath}
 	for range b.N {
@@ -100,10 +87,10 @@ func BenchmarkSystemWallCapacity(b *testing.B) {
 			if len(r.latencies) > 0 {
 				p50, p99 = pct(r.latencies, 0.5), pct(r.latencies, 0.99)
 			}
-			b.Logf("%3d cars: %4d increments, p50 %6.1f ms, p99 %6.1f ms, %d suspended, %d failed (first: %v); car paid %d msat, wall settled %d",
-				n, len(r.latencies), msf(p50), msf(p99), r.suspended, r.errs, r.firstErr, r.paidMsat, r.settledMsat)
-			b.Logf("%3d cars: CPU over %.1f s on %d cores: wallctl %.1f s, wall lnd %.1f s, car lnd %.1f s (all else: the cars, btcd)",
-				n, r.took.Seconds(), runtime.NumCPU(), r.cpu["wallctl"], r.cpu["wall lnd"], r.cpu["car lnd"])
+			// One line a size: benchmark logs are cut after ten lines.
+			b.Logf("%3d cars: %4d increments, p50 %6.1f ms, p99 %6.1f ms, %d suspended, %d failed (first: %v); CPU in %.1f s on %d cores: wallctl %.1f s, wall lnd %.1f s, car lnd %.1f s",
+				n, len(r.latencies), msf(p50), msf(p99), r.suspended, r.errs, r.firstErr,
+				r.took.Seconds(), runtime.NumCPU(), r.cpu["wallctl"], r.cpu["wall lnd"], r.cpu["car lnd"])
 			if r.settledMsat != r.paidMsat {
 				b.Errorf("%d cars: the cars paid %d msat, the wall's records hold %d", n, r.paidMsat, r.settledMsat)
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
@@ -26,6 +27,24 @@ func pct(d []time.Duration, p float64) time.Duration {
 
 func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+// benchNetwork starts a regtest network with a channel of capacitySat
+// from the car to the wall, and dials the car's node quietly (a log line
+// per payment would bury the figures).
+func benchNetwork(b *testing.B, capacitySat int64) (wall, car *regtest.Node, carLn *lndclient.Client) {
+	net := regtest.StartForTest(b, regtest.Config{
+		Nodes:    []string{"wall", "car"},
+		Channels: []regtest.ChannelSpec{{From: "car", To: "wall", CapacitySat: capacitySat}},
+	})
+	wall, car = net.Nodes["wall"], net.Nodes["car"]
+	carLn, err := lndclient.Dial(b.Context(), lndclient.Config{RPCAddr: car.RPCAddr, TLSCertPath: car.TLSCertPath,
+		MacaroonPath: car.AdminMacaroonPath, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { carLn.Close() })
+	return wall, car, carLn
+}
+
 // BenchmarkSystemPaymentLoop times one pay-as-you-go increment end to end,
 // 200 times, through wallctl serve with real lnd on both sides: the car
 // fetches the offer, asks the callback for an invoice, checks it and pays
@@ -36,17 +55,8 @@ func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // included. One op is the whole benchmark; run it with -benchtime 1x.
 func BenchmarkSystemPaymentLoop(b *testing.B) {
 	bin := buildWallctl(b)
-	net := regtest.StartForTest(b, regtest.Config{
-		Nodes:    []string{"wall", "car"},
-		Channels: []regtest.ChannelSpec{{From: "car", To: "wall", CapacitySat: 5_000_000}},
-	})
+	wn, cn, carLn := benchNetwork(b, 5_000_000)
 	ctx := b.Context()
-	wn, cn := net.Nodes["wall"], net.Nodes["car"]
-	carLn, err := lndclient.Dial(ctx, lndclient.Config{RPCAddr: cn.RPCAddr, TLSCertPath: cn.TLSCertPath, MacaroonPath: cn.AdminMacaroonPath})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer carLn.Close()
 	c := &car{t: b, payer: carpay.Payer{Node: carLn, Network: "regtest", Timeout: 30 * time.Second, Clock: clock.Real{}}, paid: map[string]int64{}}
 	// 1,000 msat/Wh and 5 Wh increments: each payment is 5,000 msat. The
 	// credit grows faster than the simulated EVSE's vehicle draws it.

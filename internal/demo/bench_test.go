@@ -231,17 +231,39 @@ func lncliBaseline(ctx context.Context, net *regtest.Network, runs int) (time.Du
 
 // BenchmarkBinarySize builds both commands as they would ship (stripped,
 // -trimpath) and reports their sizes.
+// strippedDir holds the stripped binaries; TestMain removes it.
+var strippedDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if strippedDir != "" {
+		os.RemoveAll(strippedDir)
+	}
+	os.Exit(code)
+}
+
 func BenchmarkBinarySize(b *testing.B) {
 	root, err := regtest.FindRepoRoot()
 	if err != nil {
 		b.Fatal(err)
 	}
-	dir := b.TempDir()
-	cmd := exec.CommandContext(b.Context(), "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", dir+"/", "./vehiclegw", "./wallctl")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
+	// Built once per test binary, whatever -count says; without -trimpath,
+	// which would compile every package again just for this (minutes on a
+	// clean clone) for the same stripped size give or take a few bytes.
+	if strippedDir == "" {
+		dir, err := os.MkdirTemp("", "satwatt-binsize-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd := exec.CommandContext(b.Context(), "go", "build", "-ldflags", "-s -w", "-o", dir+"/", "./vehiclegw", "./wallctl")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			os.RemoveAll(dir)
+			b.Fatalf("go build: %v\n%s", err, out)
+		}
+		strippedDir = dir
 	}
+	dir := strippedDir
 	for range b.N {
 		for _, name := range []string{"vehiclegw", "wallctl"} {
 			fi, err := os.Stat(filepath.Join(dir, name))

@@ -8,21 +8,6 @@ import (
 	"satwatt/internal/clock"
 )
 
-func expectShared(t *testing.T, u *SharedSub, hash [32]byte, paid int64) {
-	t.Helper()
-	select {
-	case s, ok := <-u.Settlements():
-		if !ok {
-			t.Fatal("settlements closed")
-		}
-		if s.PaymentHash != hash || s.AmountPaidMsat != paid {
-			t.Fatalf("settlement %x paid %d, want %x paid %d", s.PaymentHash[:4], s.AmountPaidMsat, hash[:4], paid)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("no settlement for %x", hash[:4])
-	}
-}
-
 // One subscription serves every caller: each gets its own invoices'
 // settlements, and one that does not read holds up nobody else.
 func TestSharedWatch(t *testing.T) {
@@ -41,17 +26,17 @@ func TestSharedWatch(t *testing.T) {
 	sub := nextSub(t, f)
 	waitFor(t, "connected", u1.Connected)
 	sub.send <- f.settle(a, 1000, 1)
-	expectShared(t, u1, a, 1000)
+	expectSettlement(t, u1.Settlements(), a, 1000)
 	sub.send <- f.settle(b, 2000, 2)
-	expectShared(t, u2, b, 2000)
+	expectSettlement(t, u2.Settlements(), b, 2000)
 
 	// u1 stops reading; u2's settlement still arrives, and u1's is kept
 	// for it. A stranger's settlement goes to nobody.
 	sub.send <- f.settle(c2, 3000, 3)
 	sub.send <- f.settle(stranger, 1000, 4)
 	sub.send <- f.settle(d, 4000, 5)
-	expectShared(t, u2, d, 4000)
-	expectShared(t, u1, c2, 3000)
+	expectSettlement(t, u2.Settlements(), d, 4000)
+	expectSettlement(t, u1.Settlements(), c2, 3000)
 	select {
 	case extra := <-u2.Settlements():
 		t.Fatalf("u2 got %x, not its own", extra.PaymentHash[:4])

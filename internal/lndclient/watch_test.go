@@ -183,10 +183,10 @@ func nextSub(t *testing.T, f *fakeLightning) *fakeSub {
 	}
 }
 
-func expectSettlement(t *testing.T, w *Watcher, hash [32]byte, paid int64) {
+func expectSettlement(t *testing.T, settlements <-chan Settlement, hash [32]byte, paid int64) {
 	t.Helper()
 	select {
-	case s, ok := <-w.Settlements():
+	case s, ok := <-settlements:
 		if !ok {
 			t.Fatal("settlements closed")
 		}
@@ -223,14 +223,14 @@ func TestWatcherCatchUpDedupAndBackoff(t *testing.T) {
 	}
 	waitFor(t, "connected", w.Connected)
 	s1.send <- f.settle(a, 1500, 1) // overpaid: 1500 of 1000
-	expectSettlement(t, w, a, 1500)
+	expectSettlement(t, w.Settlements(), a, 1500)
 
 	// A replayed settlement and one of an invoice the caller does not
 	// watch must not be reported; d's, sent after them, must come next.
 	s1.send <- f.settle(a, 1500, 1)
 	s1.send <- f.settle(other, 1000, 2)
 	s1.send <- f.settle(d, 1000, 3)
-	expectSettlement(t, w, d, 1000)
+	expectSettlement(t, w.Settlements(), d, 1000)
 
 	// b is paid while the stream is down; the watcher must find it by
 	// lookup once the backoff has passed on its clock, and not before.
@@ -244,7 +244,7 @@ func TestWatcherCatchUpDedupAndBackoff(t *testing.T) {
 		t.Fatal("reconnected before 100 ms had passed on the clock")
 	}
 	m.Advance(time.Millisecond)
-	expectSettlement(t, w, b, 1000)
+	expectSettlement(t, w.Settlements(), b, 1000)
 	s2 := nextSub(t, f)
 	if s2.req.AddIndex != 0 {
 		t.Errorf("with nothing open the subscription replays from %d, want 0", s2.req.AddIndex)
@@ -254,7 +254,7 @@ func TestWatcherCatchUpDedupAndBackoff(t *testing.T) {
 	open.add(e)
 	s2.send <- f.settle(b, 1000, 4)
 	s2.send <- f.settle(e, 2000, 5)
-	expectSettlement(t, w, e, 2000)
+	expectSettlement(t, w.Settlements(), e, 2000)
 	if got := w.Connects(); got != 2 {
 		t.Errorf("Connects = %d, want 2", got)
 	}
