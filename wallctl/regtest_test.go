@@ -454,6 +454,19 @@ func TestRegtestSessions(t *testing.T) {
 		if len(all) != 2 || all[1].Session == nil || all[1].Session.ID != ids[1] {
 			t.Errorf("/api/connectors: %+v", all)
 		}
+		// The price is the wall's: set through connector 2, both take it.
+		req, _ := http.NewRequest("POST", on(w, 2).base+"/api/price", strings.NewReader(`{"msat_per_wh":1500}`))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("POST /c/2/api/price: %v %v", resp, err)
+		} else {
+			resp.Body.Close()
+		}
+		for k := 1; k <= 2; k++ {
+			if st := on(w, k).status(); st.NextPriceMsatPerWh != 1500 {
+				t.Errorf("connector %d's next price %d after setting 1500 through connector 2", k, st.NextPriceMsatPerWh)
+			}
+		}
 		c.pay(ctx, on(w, 2).base, 5_000)
 		on(w, 2).waitFor("energising after payment", 30*time.Second, func(s chargepoint.Status) bool {
 			return s.Connector == "energising" && s.Session.PaidMsat == 20_000

@@ -286,18 +286,22 @@ type wallConnector struct {
 }
 
 func (w wallConnector) SetPrice(ctx context.Context, msatPerWh int64) error {
-	for _, c := range w.all {
-		if err := c.SetPrice(ctx, msatPerWh); err != nil {
-			return err
-		}
-	}
-	return nil
+	s := w.Settings()
+	s.PriceMsatPerWh = msatPerWh
+	return w.SetSettings(ctx, s)
 }
 
+// SetSettings stores the settings once, through this connector, and has
+// every other connector take them.
 func (w wallConnector) SetSettings(ctx context.Context, s chargepoint.Settings) error {
+	if err := w.Controller.SetSettings(ctx, s); err != nil {
+		return err
+	}
 	for _, c := range w.all {
-		if err := c.SetSettings(ctx, s); err != nil {
-			return err
+		if c != w.Controller {
+			if err := c.UseSettings(s); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

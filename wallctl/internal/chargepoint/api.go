@@ -178,11 +178,8 @@ func (c *Controller) SetPrice(ctx context.Context, msatPerWh int64) error {
 // SetSettings sets the terms for the next session; the open one keeps the
 // terms its offer named. They are stored first, so a restart keeps them.
 func (c *Controller) SetSettings(ctx context.Context, s Settings) error {
-	c.mu.Lock()
-	t := c.terms
-	c.mu.Unlock()
-	t.PriceMsatPerWh, t.IncrementWh, t.GraceWh = s.PriceMsatPerWh, s.IncrementWh, s.GraceWh
-	if err := t.Validate(); err != nil {
+	t, err := c.termsWith(s)
+	if err != nil {
 		return err
 	}
 	for _, kv := range []struct {
@@ -193,13 +190,37 @@ func (c *Controller) SetSettings(ctx context.Context, s Settings) error {
 			return fmt.Errorf("chargepoint: store %s: %w", kv.key, err)
 		}
 	}
+	c.useTerms(t)
+	c.event(ctx, "", "settings", fmt.Sprintf("from the next session: %d msat/Wh, %d Wh increments, %d Wh grace",
+		s.PriceMsatPerWh, s.IncrementWh, s.GraceWh))
+	return nil
+}
+
+// UseSettings takes settings that another connector of the same wall has
+// just stored with SetSettings: the terms for this connector's next
+// session, without storing or recording them again.
+func (c *Controller) UseSettings(s Settings) error {
+	t, err := c.termsWith(s)
+	if err != nil {
+		return err
+	}
+	c.useTerms(t)
+	return nil
+}
+
+func (c *Controller) termsWith(s Settings) (metering.Terms, error) {
+	c.mu.Lock()
+	t := c.terms
+	c.mu.Unlock()
+	t.PriceMsatPerWh, t.IncrementWh, t.GraceWh = s.PriceMsatPerWh, s.IncrementWh, s.GraceWh
+	return t, t.Validate()
+}
+
+func (c *Controller) useTerms(t metering.Terms) {
 	c.mu.Lock()
 	c.terms = t
 	c.mu.Unlock()
-	c.event(ctx, "", "settings", fmt.Sprintf("from the next session: %d msat/Wh, %d Wh increments, %d Wh grace",
-		s.PriceMsatPerWh, s.IncrementWh, s.GraceWh))
 	c.publish()
-	return nil
 }
 
 // VerifyInvoice reports whether an invoice is settled and its preimage
