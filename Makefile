@@ -63,7 +63,9 @@ test: fmt-check vet
 # nothing (a minute on a clean clone); a benchmark in a package not named
 # here leaves its table row without a figure, which the table reports.
 # BenchmarkSystemPaymentSteps (internal/carpay) splits the payment loop
-# into its steps, for profiling; it is not in the table, so run it alone.
+# into its steps, and BenchmarkHistory (internal/wallstore) times the
+# store's queries alone, for profiling; they are not in the table, so run
+# them by hand.
 BENCH_COUNT ?= 3
 BENCH_TIME ?= 500ms
 BENCH_OUT = $(CACHE)/bench
@@ -72,7 +74,7 @@ BENCH_QUICK_PKGS = ./dbc ./internal/canbus ./internal/canlog ./internal/demo ./i
 bench: lnd-bins
 	@mkdir -p $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench '^Benchmark([^SH]|S[^y]|H[^i])' -benchmem -benchtime $(BENCH_TIME) -count $(BENCH_COUNT) $(BENCH_QUICK_PKGS) | tee $(BENCH_OUT)/quick.txt
-	$(GO) test -run '^$$' -bench '^BenchmarkHistory' -benchtime 1x -count 3 -timeout 30m ./internal/wallstore ./wallctl | tee $(BENCH_OUT)/history.txt
+	$(GO) test -run '^$$' -bench '^BenchmarkHistoryCommand$$' -benchtime 1x -count 3 -timeout 30m ./wallctl | tee $(BENCH_OUT)/history.txt
 	$(GO) test -run '^$$' -bench '^BenchmarkSystem(TimeToEnergy|PaymentLoop|WallCapacity)$$' -benchtime 1x -count 1 -timeout 30m ./internal/demo ./wallctl | tee $(BENCH_OUT)/system.txt
 	@echo
 	$(GO) run ./internal/benchtable/cmd/satwatt-benchtable $(BENCH_OUT)/quick.txt $(BENCH_OUT)/history.txt $(BENCH_OUT)/system.txt | tee $(BENCH_OUT)/table.txt
