@@ -640,3 +640,42 @@ func TestRestartKeepsEachConnectorsOwnSession(t *testing.T) {
 		t.Errorf("after restart: EVSE two enabled %v (want true), EVSE one enabled %v (want false)", two.evseEnabled(), one.evseEnabled())
 	}
 }
+
+// The wall cuts power within the grace by its own meter, even when the
+// meter runs faster than the power the EVSE reports (a meter reading
+// high) or the readings come late (a loaded machine): the look-ahead
+// learns the meter's real pace and the gap between readings.
+func TestGraceHoldsWhenTheMeterOutrunsThePower(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		permil int64
+		gap    time.Duration
+	}{
+		{"meter 100 % high", 1000, time.Second},
+		{"readings 3 s apart", 0, 3 * time.Second},
+		{"both", 1000, 3 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			if err := r.sim.SetFaults(simevse.Faults{MeterHighPermil: tc.permil}); err != nil {
+				t.Fatal(err)
+			}
+			r.car.Plug()
+			r.c.step(r.ctx)
+			r.c.settle(r.ctx, pay(t, r.ln, r.invoice(10_000).PaymentHash, 10_000), false)
+			for i := 0; i < 300 && r.c.Status().Connector != "suspended"; i++ {
+				r.clk.Advance(tc.gap)
+				r.c.step(r.ctx)
+			}
+			st := r.c.Status()
+			if st.Connector != "suspended" {
+				t.Fatalf("never suspended: %s %+v", st.Connector, st.Session)
+			}
+			// Whatever the EVSE meters after the cut is not the wall's to
+			// stop; what counts is what was metered when it cut.
+			if limit := st.Session.PaidEnergyMWh + st.Session.GraceWh*1000; st.Session.DeliveredMWh > limit {
+				t.Errorf("suspended at %d mWh delivered on %d mWh paid and %d Wh grace", st.Session.DeliveredMWh, st.Session.PaidEnergyMWh, st.Session.GraceWh)
+			}
+		})
+	}
+}

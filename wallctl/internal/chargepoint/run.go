@@ -24,11 +24,15 @@ type session struct {
 	descHash  [32]byte
 	meterBase int64 // delivered before the EVSE's meter last restarted
 	meterFrom int64 // the EVSE meter reading that counts as meterBase
-	powerW    int64
-	enabled   bool // what the controller last told the EVSE
-	sampled   time.Time
-	payments  []Payment
-	lndDark   bool // power withheld because lnd cannot be seen
+	// meteredAt and meteredMWh are the last reading applied, from which
+	// the next reading's look-ahead learns how fast the meter really runs.
+	meteredAt  time.Time
+	meteredMWh int64
+	powerW     int64
+	enabled    bool // what the controller last told the EVSE
+	sampled    time.Time
+	payments   []Payment
+	lndDark    bool // power withheld because lnd cannot be seen
 	// socPermille is the state of charge the car chose to share with its
 	// last invoice request, -1 if it did not. Shown, never trusted.
 	socPermille int64

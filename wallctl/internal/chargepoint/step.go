@@ -88,7 +88,16 @@ func (c *Controller) meterLocked(ctx context.Context, st evse.Status, now time.T
 		c.event(ctx, s.m.ID(), "meter_restart", fmt.Sprintf("EVSE meter went back to %d mWh", st.SessionMWh))
 	}
 	delivered := s.meterBase + st.SessionMWh - s.meterFrom
-	ahead := lookaheadMWh(st.PowerW, c.cfg.MeterInterval, c.cfg.SimSpeedPermil)
+	// Look ahead to the next reading: at the power the EVSE reports, over
+	// the meter interval or the last gap between readings if ticks come
+	// late (a loaded machine), and at least what the meter itself counted
+	// over that gap (a meter that runs faster than the power it reports).
+	horizon, counted := c.cfg.MeterInterval, int64(0)
+	if !s.meteredAt.IsZero() {
+		horizon, counted = max(horizon, now.Sub(s.meteredAt)), delivered-s.meteredMWh
+	}
+	ahead := max(lookaheadMWh(st.PowerW, horizon, c.cfg.SimSpeedPermil), counted)
+	s.meteredAt, s.meteredMWh = now, delivered
 	d, err := s.m.MeterAhead(delivered, ahead, now)
 	if err != nil {
 		c.log.Error("chargepoint: meter", "session", s.m.ID(), "err", err)
