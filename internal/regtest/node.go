@@ -280,6 +280,11 @@ func (n *Node) waitSynced(ctx context.Context, height int64) error {
 // and then probes it in each direction that has money to send.
 func (n *Node) waitChannelsUsable(ctx context.Context) error {
 	var chans []channel
+	// After a restart lnd reconnects to its channel peers by itself, but
+	// the peer that dialled while this node was down may have backed off
+	// for a minute or more (CI saw it miss the 60 s here on a loaded
+	// machine): dial it from this side too, every few seconds.
+	start, dialled := time.Now(), map[string]time.Time{}
 	err := poll(ctx, 60*time.Second, 100*time.Millisecond, func() (bool, error) {
 		var err error
 		chans, err = n.channels(ctx)
@@ -288,6 +293,12 @@ func (n *Node) waitChannelsUsable(ctx context.Context) error {
 		}
 		for _, c := range chans {
 			if peer := n.net.nodeByPubKey(c.RemotePubkey); peer != nil && peer.running() && !c.Active {
+				if time.Since(start) > 2*time.Second && time.Since(dialled[peer.Name]) > 5*time.Second {
+					dialled[peer.Name] = time.Now()
+					// Errors are expected ("already connected" while the
+					// channel comes up); the poll reports what matters.
+					_, _ = n.Lncli(ctx, "connect", peer.PubKey+"@"+peer.P2PAddr)
+				}
 				return false, fmt.Errorf("channel %s to %s is not active", c.ChannelPoint, peer.Name)
 			}
 		}
