@@ -46,7 +46,6 @@ const (
 
 // capacityResult is one wall size's outcome.
 type capacityResult struct {
-	n                     int
 	latencies             []time.Duration
 	suspended             int64 // sessions the wall suspended although paid ahead
 	errs                  int64
@@ -118,7 +117,7 @@ func capacityRun(b *testing.B, bin string, lnd []string, payer *carpay.Payer, n 
 	ctx, cancel := context.WithCancel(b.Context())
 	defer cancel()
 
-	res := capacityResult{n: n}
+	var res capacityResult
 	var mu sync.Mutex
 	fail := func(err error) {
 		mu.Lock()

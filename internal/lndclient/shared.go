@@ -27,14 +27,21 @@ func (c *Client) ShareSettlements(ctx context.Context) *SharedWatch {
 	return s
 }
 
-// open is the union of every caller's open invoices.
-func (s *SharedWatch) open() [][32]byte {
+// callers is a snapshot of the callers, so that their open functions are
+// called without holding the lock.
+func (s *SharedWatch) callers() []*SharedSub {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	subs := make([]*SharedSub, 0, len(s.subs))
 	for sub := range s.subs {
 		subs = append(subs, sub)
 	}
-	s.mu.Unlock()
+	return subs
+}
+
+// open is the union of every caller's open invoices.
+func (s *SharedWatch) open() [][32]byte {
+	subs := s.callers()
 	var out [][32]byte
 	for _, sub := range subs {
 		out = append(out, sub.open()...)
@@ -58,12 +65,7 @@ func (s *SharedWatch) dispatch() {
 }
 
 func (s *SharedWatch) owner(h [32]byte) *SharedSub {
-	s.mu.Lock()
-	subs := make([]*SharedSub, 0, len(s.subs))
-	for sub := range s.subs {
-		subs = append(subs, sub)
-	}
-	s.mu.Unlock()
+	subs := s.callers()
 	for _, sub := range subs {
 		for _, o := range sub.open() {
 			if o == h {
