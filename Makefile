@@ -14,7 +14,7 @@ SHELL := /bin/bash
 # default of 10 minutes on a 2-core machine.
 TEST_TIMEOUT ?= 30m
 
-.PHONY: all build test vet fmt-check bench demo vm-assets lnd-bins regtest clean
+.PHONY: all build test vet fmt-check fuzz bench demo vm-assets lnd-bins regtest clean
 
 all: build
 
@@ -51,6 +51,17 @@ test: fmt-check vet
 	@bash scripts/vm-assets.sh $(CACHE) || { [ "$$CI" != true ] && echo "vm-assets failed: the SocketCAN tests will skip (outside CI)"; }
 	@bash scripts/lnd-bins.sh $(CACHE) || { [ "$$CI" != true ] && echo "lnd-bins failed: the regtest tests will skip (outside CI)"; }
 	SATWATT_TEST_OUTPUT=$(CACHE)/test-output $(GO) test -timeout $(TEST_TIMEOUT) ./...
+	bash scripts/fuzz.sh $(FUZZ_SHORT) $(CACHE)/fuzz-short
+
+# Every fuzz target in turn, FUZZ_TIME each: make test runs them briefly
+# (FUZZ_SHORT), this runs them long. A failing input is written under its
+# package's testdata/fuzz/ and from then on plain go test replays it.
+# make fuzz FUZZ_TIME=1h FUZZ_ONLY=FuzzParseResponse
+FUZZ_SHORT ?= 10s
+FUZZ_TIME ?= 5m
+FUZZ_ONLY ?= .
+fuzz:
+	bash scripts/fuzz.sh $(FUZZ_TIME) $(CACHE)/fuzz '$(FUZZ_ONLY)'
 
 # Benchmarks print figures (and ratios to a baseline measured in the same
 # run); they assert nothing. Three groups, each run as often as its cost
