@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -92,6 +93,10 @@ type Config struct {
 	Timeout time.Duration
 	Logger  *slog.Logger // nil: slog.Default()
 	Clock   clock.Clock  // backoff and timestamps; nil: clock.Real{}
+
+	// Needs, when set, is what the command's calls need: Dial reads the
+	// macaroon's permissions and warns, naming each, if it grants more.
+	Needs *Permissions
 }
 
 // Client is a connection to one lnd node. It is safe for concurrent use.
@@ -108,6 +113,7 @@ type Client struct {
 
 	pubKey  string
 	network string
+	perms   []string // what the macaroon grants; nil if unreadable
 }
 
 // macaroonCred sends the macaroon, hex-encoded, with every call, which is
@@ -146,6 +152,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c.addr = addr
 	c.log = c.log.With("lnd", addr)
+	c.checkPermissions(mac, cfg.Needs)
 
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
@@ -178,6 +185,32 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	c.log.Debug("lnd connected", "pubkey", c.pubKey, "network", c.network)
 	return c, nil
 }
+
+// checkPermissions reads what the macaroon grants and warns about what
+// need does not use. It never refuses: lnd is the judge of the macaroon,
+// and an owner may knowingly run with more.
+func (c *Client) checkPermissions(mac []byte, need *Permissions) {
+	perms, err := MacaroonPermissions(mac)
+	if err != nil {
+		if need != nil {
+			c.log.Warn("cannot read the macaroon's permissions to check them", "err", err)
+		}
+		return
+	}
+	c.perms = perms
+	if need == nil {
+		return
+	}
+	if extra := Excess(perms, *need); len(extra) > 0 {
+		c.log.Warn("the macaroon grants more than this command uses; bake one with only what it needs",
+			"beyond_need", strings.Join(extra, " "),
+			"bake", "lncli bakemacaroon --save_to <file> "+strings.Join(need.Perms, " "))
+	}
+}
+
+// MacaroonPermissions returns what the client's macaroon grants, as
+// "entity:action" strings, or nil if it could not be read.
+func (c *Client) MacaroonPermissions() []string { return slices.Clone(c.perms) }
 
 // check makes Dial's first call. GetInfo needs info:read, which an invoice
 // macaroon lacks; then a call the macaroon may hold proves the connection

@@ -630,3 +630,71 @@ func lndconnectURI(t *testing.T, addr, certPath, macPath string) string {
 	}
 	return u
 }
+
+// TestRegtestMacaroonLeastPrivilege: Dial reads the permissions of the
+// macaroons lnd really bakes and warns when the command could do more than
+// it needs, naming what is beyond need.
+func TestRegtestMacaroonLeastPrivilege(t *testing.T) {
+	rn, _, _ := network(t)
+	ctx := testCtx(t, 2*time.Minute)
+	wall, car := rn.Nodes["wall"], rn.Nodes["car"]
+	tests := []struct {
+		name     string
+		node     *regtest.Node
+		macaroon string
+		need     *Permissions
+		warn     []string // empty: no warning
+	}{
+		{"car with the baked pay-only macaroon", car, filepath.Join(shared.dir, "car-pay.macaroon"), &PayerPermissions, nil},
+		{"car with admin.macaroon", car, car.AdminMacaroonPath, &PayerPermissions,
+			[]string{"grants more than this command uses", "onchain:write", "macaroon:generate",
+				"lncli bakemacaroon --save_to <file> info:read offchain:read offchain:write"}},
+		{"wall with invoice.macaroon", wall, wall.InvoiceMacaroonPath, &PayeePermissions,
+			[]string{"grants more than this command uses", "address:write", "onchain:read"}},
+		{"wall with admin.macaroon", wall, wall.AdminMacaroonPath, &PayeePermissions,
+			[]string{"offchain:write", "onchain:write"}},
+		{"no need given: no check", car, car.AdminMacaroonPath, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs syncBuffer
+			c, err := Dial(ctx, Config{RPCAddr: tt.node.RPCAddr, TLSCertPath: tt.node.TLSCertPath,
+				MacaroonPath: tt.macaroon, Needs: tt.need, Timeout: 5 * time.Second,
+				Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			if err != nil {
+				t.Fatalf("Dial: %v", err)
+			}
+			defer c.Close()
+			if len(c.MacaroonPermissions()) == 0 {
+				t.Fatal("the macaroon's permissions were not read")
+			}
+			got := logs.String()
+			if len(tt.warn) == 0 && strings.Contains(got, "level=WARN") {
+				t.Fatalf("unexpected warning:\n%s", got)
+			}
+			for _, w := range tt.warn {
+				if !strings.Contains(got, w) {
+					t.Errorf("log does not say %q:\n%s", w, got)
+				}
+			}
+		})
+	}
+}
+
+// syncBuffer is a strings.Builder safe for the logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
