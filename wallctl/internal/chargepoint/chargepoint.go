@@ -180,19 +180,22 @@ type Controller struct {
 	clk   clock.Clock
 	log   *slog.Logger
 
-	mu        sync.Mutex
-	terms     metering.Terms // for the next session
-	cur       *session       // the plugged-in vehicle's session, ended or not
-	last      *session       // the most recent session after unplug
-	open      map[[32]byte]*openInvoice
-	evseSt    evse.Status
-	evseErr   error
-	fault     string // set: selling stopped until restart or clear
-	stuckFrom time.Time
-	watcher   Watch
-	subs      map[chan Status]struct{}
-	ready     bool
-	metrics   Metrics
+	mu    sync.Mutex
+	terms metering.Terms // for the next session
+	cur   *session       // the plugged-in vehicle's session, ended or not
+	last  *session       // the most recent session after unplug
+	open  map[[32]byte]*openInvoice
+	// unrecorded holds settlements lnd reported that the store refused
+	// to record; they are retried until it takes them.
+	unrecorded map[[32]byte]lndclient.Settlement
+	evseSt     evse.Status
+	evseErr    error
+	fault      string // set: selling stopped until restart or clear
+	stuckFrom  time.Time
+	watcher    Watch
+	subs       map[chan Status]struct{}
+	ready      bool
+	metrics    Metrics
 }
 
 type openInvoice struct {
@@ -210,8 +213,9 @@ func New(cfg Config, e EVSE, ln Lightning, watch WatchFunc, st Store) (*Controll
 	return &Controller{
 		cfg: cfg, evse: e, ln: ln, watch: watch, store: st,
 		clk: cfg.Clock, log: cfg.Logger.With("connector", cfg.Connector),
-		terms: cfg.Terms,
-		open:  map[[32]byte]*openInvoice{},
-		subs:  map[chan Status]struct{}{},
+		terms:      cfg.Terms,
+		open:       map[[32]byte]*openInvoice{},
+		unrecorded: map[[32]byte]lndclient.Settlement{},
+		subs:       map[chan Status]struct{}{},
 	}, nil
 }

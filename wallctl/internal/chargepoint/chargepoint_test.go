@@ -44,6 +44,9 @@ type rig struct {
 	// connector numbers this rig's connector; rigs made by newConnector
 	// share the database and the node.
 	connector int
+	// wrap, if set, stands between the controller and the store, for
+	// tests that make the store fail.
+	wrap func(Store) Store
 }
 
 const evsePilotF = evse.PilotF
@@ -86,9 +89,13 @@ func (r *rig) open() {
 	}
 	r.t.Cleanup(func() { st.Close() })
 	r.store = st
+	var cst Store = st
+	if r.wrap != nil {
+		cst = r.wrap(st)
+	}
 	c, err := New(Config{Connector: r.connector, Terms: testTerms, Clock: r.clk, MeterInterval: time.Second, SampleInterval: 5 * time.Second,
 		MaxCurrentA: 32, MaxPowerW: 7360}, r.sim, r.ln,
-		func(context.Context, func() [][32]byte) Watch { return r.ln }, st)
+		func(context.Context, func() [][32]byte) Watch { return r.ln }, cst)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -677,5 +684,60 @@ func TestGraceHoldsWhenTheMeterOutrunsThePower(t *testing.T) {
 				t.Errorf("suspended at %d mWh delivered on %d mWh paid and %d Wh grace", st.Session.DeliveredMWh, st.Session.PaidEnergyMWh, st.Session.GraceWh)
 			}
 		})
+	}
+}
+
+// refusingStore fails SettleInvoice while refuse is set, as a full disk
+// or a database locked by another process would.
+type refusingStore struct {
+	Store
+	refuse bool
+}
+
+func (s *refusingStore) SettleInvoice(ctx context.Context, hash string, amt int64, preimage string, at time.Time) (wallstore.Settlement, error) {
+	if s.refuse {
+		return wallstore.Settlement{}, errors.New("database or disk is full")
+	}
+	return s.Store.SettleInvoice(ctx, hash, amt, preimage, at)
+}
+
+// TestSettlementTheStoreRefusedIsRetried: lnd reports a settlement once
+// per stream. If the store cannot record it then, the wall must not wait
+// for the invoice's expiry check, minutes away, to credit it.
+func TestSettlementTheStoreRefusedIsRetried(t *testing.T) {
+	rs := &refusingStore{}
+	r := &rig{t: t, ctx: t.Context(), clk: clock.NewManual(t0), ln: lnfake.New(), path: filepath.Join(t.TempDir(), "wall.db"),
+		connector: 1, wrap: func(s Store) Store { rs.Store = s; return rs }}
+	var err error
+	if r.sim, err = simevse.New(simevse.Config{Clock: r.clk, WatchdogTimeout: -1}); err != nil {
+		t.Fatal(err)
+	}
+	r.car = r.sim.Vehicle().(*simevse.FixedVehicle)
+	r.open()
+	r.car.Plug()
+	r.c.step(r.ctx)
+	id := r.c.Status().Session.ID
+
+	rs.refuse = true
+	r.c.settle(r.ctx, pay(t, r.ln, r.invoice(10_000).PaymentHash, 10_000), false)
+	for range 3 {
+		r.advance(time.Second)
+		r.c.retrySettlements(r.ctx)
+	}
+	if st := r.c.Status(); st.Session.PaidMsat != 0 || r.evseEnabled() {
+		t.Fatalf("credited %d msat (EVSE enabled %v) with the settlement unrecorded", st.Session.PaidMsat, r.evseEnabled())
+	}
+	rs.refuse = false
+	r.advance(time.Second)
+	r.c.retrySettlements(r.ctx)
+	r.c.step(r.ctx)
+	if st := r.c.Status(); st.Session.PaidMsat != 10_000 || st.Session.Payments != 1 || !r.evseEnabled() {
+		t.Fatalf("one tick after the store recovered: paid %d in %d payments, EVSE enabled %v; want 10000 in 1, enabled",
+			st.Session.PaidMsat, st.Session.Payments, r.evseEnabled())
+	}
+	// Retrying again credits nothing twice.
+	r.c.retrySettlements(r.ctx)
+	if rc, err := r.store.Receipt(r.ctx, id); err != nil || rc.PaidMsat != 10_000 || r.c.Status().Session.PaidMsat != 10_000 {
+		t.Fatalf("after another retry: stored %d (%v), status %d; want 10000", rc.PaidMsat, err, r.c.Status().Session.PaidMsat)
 	}
 }

@@ -109,6 +109,7 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 			c.step(ctx)
 		case <-tick:
 			c.step(ctx)
+			c.retrySettlements(ctx)
 			c.expireInvoices(ctx)
 			tick = c.clk.After(c.cfg.MeterInterval)
 		}
@@ -352,6 +353,19 @@ func (c *Controller) expireInvoices(ctx context.Context) {
 	}
 }
 
+// retrySettlements records the settlements the store refused before.
+func (c *Controller) retrySettlements(ctx context.Context) {
+	c.mu.Lock()
+	pending := make([]lndclient.Settlement, 0, len(c.unrecorded))
+	for _, s := range c.unrecorded {
+		pending = append(pending, s)
+	}
+	c.mu.Unlock()
+	for _, s := range pending {
+		c.settle(ctx, s, false)
+	}
+}
+
 // openHashes is the watcher's view of the invoices being waited for.
 func (c *Controller) openHashes() [][32]byte {
 	c.mu.Lock()
@@ -372,16 +386,27 @@ func (c *Controller) settle(ctx context.Context, s lndclient.Settlement, reconci
 	}
 	rec, err := c.store.SettleInvoice(ctx, hx, s.AmountPaidMsat, hex.EncodeToString(s.Preimage[:]), at)
 	if err != nil {
-		// Not recorded, so not credited; it stays open and the next
-		// lookup or reconnect reports it again.
-		c.log.Error("chargepoint: record settlement; not credited yet", "hash", hx, "err", err)
+		// Not recorded, so not credited. lnd will not report it again
+		// on this stream, and the invoice's expiry check may be minutes
+		// away while the car waits on power it paid for: keep it and
+		// retry at every meter tick (a disk full or a locked database
+		// usually clears).
 		c.mu.Lock()
+		_, again := c.unrecorded[s.PaymentHash]
+		c.unrecorded[s.PaymentHash] = s
 		c.metrics.StoreErrors++
 		c.mu.Unlock()
+		if again {
+			c.log.Debug("chargepoint: record settlement, retry failed", "hash", hx, "err", err)
+		} else {
+			c.log.Error("chargepoint: record settlement; not credited until it is recorded, retrying every meter interval",
+				"hash", hx, "amount_msat", s.AmountPaidMsat, "err", err)
+		}
 		return
 	}
 	c.mu.Lock()
 	delete(c.open, s.PaymentHash)
+	delete(c.unrecorded, s.PaymentHash)
 	if !rec.New {
 		c.mu.Unlock()
 		return
