@@ -29,8 +29,8 @@ type OfferInfo struct {
 func (c *Controller) CurrentOffer() (OfferInfo, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.fault != "" {
-		return OfferInfo{}, fmt.Errorf("%w: %s", ErrNotSelling, c.fault)
+	if err := c.notSellingLocked(); err != nil {
+		return OfferInfo{}, err
 	}
 	s := c.cur
 	if s == nil || s.m.State() == metering.Ended {
@@ -38,6 +38,19 @@ func (c *Controller) CurrentOffer() (OfferInfo, error) {
 	}
 	lo, hi := c.boundsLocked(s)
 	return OfferInfo{Offer: s.offer, Metadata: s.metadata, MinMsat: lo, MaxMsat: hi}, nil
+}
+
+// notSellingLocked says why the wall cannot sell energy now, if it
+// cannot: a fault stops it until cleared; an EVSE that does not answer
+// could not deliver what would be paid for.
+func (c *Controller) notSellingLocked() error {
+	switch {
+	case c.fault != "":
+		return fmt.Errorf("%w: %s", ErrNotSelling, c.fault)
+	case c.evseErr != nil:
+		return fmt.Errorf("%w: the charger is not answering; try again later", ErrNotSelling)
+	}
+	return nil
 }
 
 func (c *Controller) boundsLocked(s *session) (lo, hi int64) {
@@ -62,10 +75,11 @@ type Invoice struct {
 func (c *Controller) RequestInvoice(ctx context.Context, sessionID string, amountMsat int64) (Invoice, error) {
 	c.mu.Lock()
 	s := c.cur
+	notSelling := c.notSellingLocked()
 	switch {
-	case c.fault != "":
+	case notSelling != nil:
 		c.mu.Unlock()
-		return Invoice{}, fmt.Errorf("%w: %s", ErrNotSelling, c.fault)
+		return Invoice{}, notSelling
 	case s == nil || s.m.ID() != sessionID || s.m.State() == metering.Ended:
 		c.mu.Unlock()
 		return Invoice{}, fmt.Errorf("%w: %q", ErrNotOpen, sessionID)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"satwatt/internal/clock"
@@ -100,6 +101,11 @@ type Config struct {
 	// StuckAfter is how long the contactor may stay closed after power was
 	// withdrawn before the wall declares a fault.
 	StuckAfter time.Duration
+	// StallAfter is how long the control loop may be busy with one thing
+	// (a write waiting on a locked database, a slow lnd lookup) before a
+	// guard withdraws power, since nobody is metering meanwhile. Zero:
+	// one and a half meter intervals.
+	StallAfter time.Duration
 	// ReceiptURL, given a session id, is the absolute URL of its receipt
 	// (the LNURL success action); empty leaves success actions out.
 	ReceiptURL func(sessionID string) string
@@ -131,6 +137,9 @@ func (c *Config) defaults() error {
 	}
 	if c.SampleInterval == 0 {
 		c.SampleInterval = 5 * time.Second
+	}
+	if c.StallAfter == 0 {
+		c.StallAfter = c.MeterInterval + c.MeterInterval/2
 	}
 	if c.StuckAfter == 0 {
 		c.StuckAfter = 3 * time.Second
@@ -193,9 +202,14 @@ type Controller struct {
 	fault      string // set: selling stopped until restart or clear
 	stuckFrom  time.Time
 	watcher    Watch
-	subs       map[chan Status]struct{}
-	ready      bool
-	metrics    Metrics
+	// busySince is when the control loop took up its current work (Unix
+	// ns on clk), 0 while it waits; stallOff says the stall guard
+	// withdrew power behind the loop's back.
+	busySince atomic.Int64
+	stallOff  atomic.Bool
+	subs      map[chan Status]struct{}
+	ready     bool
+	metrics   Metrics
 }
 
 type openInvoice struct {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -47,6 +48,9 @@ type rig struct {
 	// wrap, if set, stands between the controller and the store, for
 	// tests that make the store fail.
 	wrap func(Store) Store
+	// wallClock, if set, is the controller's clock instead of clk (the
+	// EVSE keeps clk), for tests that step the system time.
+	wallClock clock.Clock
 }
 
 const evsePilotF = evse.PilotF
@@ -93,7 +97,11 @@ func (r *rig) open() {
 	if r.wrap != nil {
 		cst = r.wrap(st)
 	}
-	c, err := New(Config{Connector: r.connector, Terms: testTerms, Clock: r.clk, MeterInterval: time.Second, SampleInterval: 5 * time.Second,
+	var cclk clock.Clock = r.clk
+	if r.wallClock != nil {
+		cclk = r.wallClock
+	}
+	c, err := New(Config{Connector: r.connector, Terms: testTerms, Clock: cclk, MeterInterval: time.Second, SampleInterval: 5 * time.Second,
 		MaxCurrentA: 32, MaxPowerW: 7360}, r.sim, r.ln,
 		func(context.Context, func() [][32]byte) Watch { return r.ln }, cst)
 	if err != nil {
@@ -739,5 +747,217 @@ func TestSettlementTheStoreRefusedIsRetried(t *testing.T) {
 	r.c.retrySettlements(r.ctx)
 	if rc, err := r.store.Receipt(r.ctx, id); err != nil || rc.PaidMsat != 10_000 || r.c.Status().Session.PaidMsat != 10_000 {
 		t.Fatalf("after another retry: stored %d (%v), status %d; want 10000", rc.PaidMsat, err, r.c.Status().Session.PaidMsat)
+	}
+}
+
+// steppedClock is the wall's clock when the system time is stepped (NTP
+// correcting a clock that booted wrong, or someone setting it): Now jumps
+// by the offset, while timers and the EVSE's meter run on unaffected.
+type steppedClock struct {
+	*clock.Manual
+	offset time.Duration
+}
+
+func (c *steppedClock) Now() time.Time { return c.Manual.Now().Add(c.offset) }
+
+// TestClockSteps steps the wall's clock mid-session. Energy comes from the
+// EVSE's meter, not from time, so whatever the step the wall must deliver
+// what was paid plus the grace and no more, record every payment once, and
+// withdraw power when the credit is spent. The step here reaches the
+// controller's durations too, which is harsher than a running wallctl
+// sees: its clock.Real readings carry Go's monotonic clock.
+func TestClockSteps(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		step time.Duration
+	}{
+		{"back an hour", -time.Hour},
+		{"forward a day", 24 * time.Hour},
+		{"back to 1970, as a clock without a battery boots", -t0.Sub(time.Unix(0, 0))},
+		{"forward from 1970 to now, as NTP corrects it", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wc := &steppedClock{Manual: clock.NewManual(t0)}
+			start := t0
+			if tc.step == 0 {
+				// Boots in 1970; NTP steps it to now mid-session.
+				wc.offset = -t0.Sub(time.Unix(0, 0))
+				tc.step = -wc.offset
+				start = time.Unix(0, 0)
+			}
+			r := &rig{t: t, ctx: t.Context(), clk: wc.Manual, ln: lnfake.New(), path: filepath.Join(t.TempDir(), "wall.db"),
+				connector: 1, wallClock: wc}
+			var err error
+			if r.sim, err = simevse.New(simevse.Config{Clock: r.clk, WatchdogTimeout: -1}); err != nil {
+				t.Fatal(err)
+			}
+			r.car = r.sim.Vehicle().(*simevse.FixedVehicle)
+			r.open()
+			r.car.Plug()
+			r.c.step(r.ctx)
+			id := r.c.Status().Session.ID
+			r.c.settle(r.ctx, pay(t, r.ln, r.invoice(10_000).PaymentHash, 10_000), false)
+			r.advance(10 * time.Second)
+			before := r.c.Status().Session.DeliveredMWh
+
+			wc.offset += tc.step
+			r.advance(time.Second)
+			st := r.c.Status()
+			if st.Session == nil || st.Session.ID != id || st.Session.DeliveredMWh < before {
+				t.Fatalf("after the step: session %+v (delivered %d before)", st.Session, before)
+			}
+			r.c.settle(r.ctx, pay(t, r.ln, r.invoice(5_000).PaymentHash, 5_000), false)
+			// A forward step looks, for one reading, like a long gap
+			// since the last: the look-ahead over it may suspend early
+			// for a second (never late). Go's monotonic clock spares a
+			// running wallctl this, but not every clock it may be given.
+			st = r.run(5*time.Minute, func(st Status) bool {
+				return st.Session.State == "suspended" && st.Session.DeliveredMWh > 160_000-2_045
+			})
+			if r.evseEnabled() {
+				t.Error("suspended, EVSE still enabled")
+			}
+			// 150 Wh paid + 10 Wh grace, suspended within one meter
+			// second (7,360 W: 2,045 mWh) of the limit, never past it.
+			if d := st.Session.DeliveredMWh; d <= 160_000-2_045 || d > 160_000 {
+				t.Errorf("suspended at %d mWh, want 157,955 to 160,000", d)
+			}
+			if st.Session.PaidMsat != 15_000 || st.Session.Payments != 2 {
+				t.Errorf("paid %d in %d payments, want 15000 in 2", st.Session.PaidMsat, st.Session.Payments)
+			}
+			r.car.Unplug()
+			r.c.step(r.ctx)
+			rc, err := r.store.Receipt(r.ctx, id)
+			if err != nil || rc.PaidMsat != 15_000 || len(rc.Payments) != 2 || rc.Session.EndReason != "unplugged" {
+				t.Errorf("receipt: paid %d in %d payments, end %q (%v)", rc.PaidMsat, len(rc.Payments), rc.Session.EndReason, err)
+			}
+			if !rc.Session.StartedAt.Equal(start) && rc.Session.StartedAt.Sub(start).Abs() > time.Second {
+				t.Errorf("started at %s, want %s (the clock when the car plugged in)", rc.Session.StartedAt, start)
+			}
+		})
+	}
+}
+
+// TestNoSaleWhileTheEVSEIsSilent: a wall whose charger does not answer
+// cannot deliver what it would be paid for, so it refuses offers and
+// invoices until the charger answers again, and keeps the session.
+func TestNoSaleWhileTheEVSEIsSilent(t *testing.T) {
+	r := newRig(t)
+	r.car.Plug()
+	r.c.step(r.ctx)
+	id := r.c.Status().Session.ID
+	r.c.settle(r.ctx, pay(t, r.ln, r.invoice(10_000).PaymentHash, 10_000), false)
+	r.advance(5 * time.Second)
+	for _, tc := range []struct {
+		name        string
+		unreachable bool
+		selling     bool
+	}{
+		{"silent", true, false},
+		{"answering again", false, true},
+	} {
+		if err := r.sim.SetFaults(simevse.Faults{Unreachable: tc.unreachable}); err != nil {
+			t.Fatal(err)
+		}
+		r.advance(time.Second)
+		_, offerErr := r.c.CurrentOffer()
+		_, invErr := r.c.RequestInvoice(r.ctx, id, 5_000)
+		for what, err := range map[string]error{"offer": offerErr, "invoice": invErr} {
+			if selling := err == nil; selling != tc.selling {
+				t.Errorf("%s: %s: %v, want selling %v", tc.name, what, err, tc.selling)
+			}
+			if err != nil && (!errors.Is(err, ErrNotSelling) || !strings.Contains(err.Error(), "charger is not answering")) {
+				t.Errorf("%s: %s refused with %v, want ErrNotSelling saying the charger is not answering", tc.name, what, err)
+			}
+		}
+		if st := r.c.Status(); st.Session == nil || st.Session.ID != id {
+			t.Errorf("%s: session %+v, want %s kept", tc.name, st.Session, id)
+		}
+	}
+}
+
+// stallingStore blocks RecordProgress while its gate is shut, as a write
+// waiting out the busy timeout of a database another process holds.
+type stallingStore struct {
+	Store
+	mu   sync.Mutex
+	gate chan struct{}
+}
+
+func (s *stallingStore) shut() { s.mu.Lock(); s.gate = make(chan struct{}); s.mu.Unlock() }
+func (s *stallingStore) open() { s.mu.Lock(); close(s.gate); s.gate = nil; s.mu.Unlock() }
+
+func (s *stallingStore) isShut() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.gate != nil }
+
+func (s *stallingStore) RecordProgress(ctx context.Context, id string, at time.Time, state string, mwh, w int64) error {
+	s.mu.Lock()
+	g := s.gate
+	s.mu.Unlock()
+	if g != nil {
+		<-g
+	}
+	return s.Store.RecordProgress(ctx, id, at, state, mwh, w)
+}
+
+// TestStallGuardWithdrawsPower: while the control loop is stuck in a
+// write, nobody meters, so the guard must switch the EVSE off; once the
+// loop runs again it switches power back on if the credit allows. Real
+// time (short intervals): the guard runs beside the loop.
+func TestStallGuardWithdrawsPower(t *testing.T) {
+	ctx := t.Context()
+	sim, err := simevse.New(simevse.Config{Clock: clock.Real{}, WatchdogTimeout: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := wallstore.Open(ctx, filepath.Join(t.TempDir(), "wall.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ss := &stallingStore{Store: st}
+	ln := lnfake.New()
+	c, err := New(Config{Terms: testTerms, Clock: clock.Real{}, MeterInterval: 50 * time.Millisecond,
+		SampleInterval: 100 * time.Millisecond, MaxCurrentA: 32, MaxPowerW: 7360},
+		sim, ln, func(context.Context, func() [][32]byte) Watch { return ln }, ss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	enabled := func() bool {
+		s, err := sim.Status(ctx)
+		return err == nil && s.Enabled
+	}
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 10 s", what)
+			}
+		}
+	}
+	sim.Vehicle().(*simevse.FixedVehicle).Plug()
+	waitUntil("session open", func() bool { return c.Status().Session != nil })
+	inv, err := c.RequestInvoice(ctx, c.Status().Session.ID, 10_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Reported on the stream Run follows, as lnd would.
+	ln.Deliver(pay(t, ln, inv.PaymentHash, 10_000))
+	waitUntil("energising", enabled)
+
+	ss.shut()
+	defer func() {
+		if ss.isShut() {
+			ss.open() // so that a failing test does not leave Run stuck
+		}
+	}()
+	waitUntil("the guard withdraws power while the loop is stuck", func() bool { return !enabled() })
+	ss.open()
+	waitUntil("power back once the loop runs", enabled)
+	if s := c.Status().Session; s == nil || s.PaidMsat != 10_000 || s.State != "energising" {
+		t.Fatalf("after the stall: %+v", s)
 	}
 }

@@ -91,13 +91,23 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	c.reconcile(ctx)
 	c.publish()
 
+	guardCtx, stopGuard := context.WithCancel(ctx)
+	defer stopGuard()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.guardStalls(guardCtx)
+	}()
+
 	tick := c.clk.After(0)
 	for {
+		c.busySince.Store(0)
 		select {
 		case <-ctx.Done():
 			c.shutdown()
 			return nil
 		case s, ok := <-w.Settlements():
+			c.busy()
 			if !ok {
 				if ctx.Err() == nil {
 					return errors.New("chargepoint: settlement watch ended")
@@ -106,13 +116,50 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 			}
 			c.settle(ctx, s, false)
 		case <-c.evse.Changes():
+			c.busy()
 			c.step(ctx)
 		case <-tick:
+			c.busy()
 			c.step(ctx)
 			c.retrySettlements(ctx)
 			c.expireInvoices(ctx)
 			tick = c.clk.After(c.cfg.MeterInterval)
 		}
+	}
+}
+
+// busy marks the control loop as taken up with work from now.
+func (c *Controller) busy() { c.busySince.Store(c.clk.Now().UnixNano()) }
+
+// guardStalls withdraws power when the control loop has been busy with one
+// thing for longer than StallAfter: a write waiting out the busy timeout of
+// a database another process holds, a driver or lnd call hanging. Nobody
+// meters while the loop is stuck, so the EVSE must not deliver. The loop,
+// once free, sees stallOff and switches power back on if the credit allows.
+func (c *Controller) guardStalls(ctx context.Context) {
+	poll := max(c.cfg.MeterInterval/4, time.Millisecond)
+	var off bool // withdrawn during the current stall
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.clk.After(poll):
+		}
+		since := c.busySince.Load()
+		if since == 0 || c.clk.Now().Sub(time.Unix(0, since)) < c.cfg.StallAfter {
+			off = false
+			continue
+		}
+		if off {
+			continue
+		}
+		off = true
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := c.evse.Disable(dctx)
+		cancel()
+		c.stallOff.Store(true)
+		c.log.Warn("chargepoint: control loop stalled; power withdrawn until it runs again",
+			"busy_for", c.clk.Now().Sub(time.Unix(0, since)).Round(time.Millisecond), "disable_err", err)
 	}
 }
 

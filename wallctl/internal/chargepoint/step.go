@@ -24,6 +24,12 @@ func (c *Controller) step(ctx context.Context) {
 	defer c.mu.Unlock()
 	wasClosed := c.evseErr == nil && c.evseSt.ContactorClosed
 	c.evseSt, c.evseErr = st, err
+	if c.stallOff.Swap(false) && c.cur != nil {
+		// The stall guard disabled the EVSE; let the meter below decide
+		// afresh whether to enable it. (No event: what stalls is most
+		// often the store.)
+		c.cur.enabled = false
+	}
 	if err != nil {
 		c.metrics.EVSEErrors++
 		// Without a reading nothing can be metered: withhold power. A real
