@@ -203,10 +203,13 @@ type Controller struct {
 	stuckFrom  time.Time
 	watcher    Watch
 	// busySince is when the control loop took up its current work (Unix
-	// ns on clk), 0 while it waits; stallOff says the stall guard
-	// withdrew power behind the loop's back.
+	// ns on clk), 0 while it waits; stalledAt when the stall guard last
+	// saw it stuck; stallOff says the guard withdrew power behind the
+	// loop's back; powerOn whether the EVSE was last told to deliver.
 	busySince atomic.Int64
+	stalledAt atomic.Int64
 	stallOff  atomic.Bool
+	powerOn   atomic.Bool
 	subs      map[chan Status]struct{}
 	ready     bool
 	metrics   Metrics

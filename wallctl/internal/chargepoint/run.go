@@ -135,10 +135,11 @@ func (c *Controller) busy() { c.busySince.Store(c.clk.Now().UnixNano()) }
 // thing for longer than StallAfter: a write waiting out the busy timeout of
 // a database another process holds, a driver or lnd call hanging. Nobody
 // meters while the loop is stuck, so the EVSE must not deliver. The loop,
-// once free, sees stallOff and switches power back on if the credit allows.
+// once free, sees stallOff and, after stallHold without another stall (so
+// that a lasting fault does not cycle the contactor), switches power back
+// on if the credit allows.
 func (c *Controller) guardStalls(ctx context.Context) {
 	poll := max(c.cfg.MeterInterval/4, time.Millisecond)
-	var off bool // withdrawn during the current stall
 	for {
 		select {
 		case <-ctx.Done():
@@ -146,21 +147,35 @@ func (c *Controller) guardStalls(ctx context.Context) {
 		case <-c.clk.After(poll):
 		}
 		since := c.busySince.Load()
-		if since == 0 || c.clk.Now().Sub(time.Unix(0, since)) < c.cfg.StallAfter {
-			off = false
+		now := c.clk.Now()
+		if since == 0 || now.Sub(time.Unix(0, since)) < c.cfg.StallAfter {
 			continue
 		}
-		if off {
+		episode := now.Sub(time.Unix(0, c.stalledAt.Load())) > c.stallHold()
+		c.stalledAt.Store(now.UnixNano())
+		if !c.powerOn.Load() {
 			continue
 		}
-		off = true
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := c.evse.Disable(dctx)
 		cancel()
+		c.powerOn.Store(false)
 		c.stallOff.Store(true)
-		c.log.Warn("chargepoint: control loop stalled; power withdrawn until it runs again",
-			"busy_for", c.clk.Now().Sub(time.Unix(0, since)).Round(time.Millisecond), "disable_err", err)
+		if episode {
+			c.log.Warn("chargepoint: control loop stalled; power withdrawn until it runs freely again",
+				"busy_for", now.Sub(time.Unix(0, since)).Round(time.Millisecond), "disable_err", err)
+		}
 	}
+}
+
+// stallHold is how long the loop must run without stalling before power
+// comes back after a stall.
+func (c *Controller) stallHold() time.Duration { return 5 * c.cfg.MeterInterval }
+
+// stalledRecently says the stall guard saw the loop stuck within stallHold.
+func (c *Controller) stalledRecently(now time.Time) bool {
+	at := c.stalledAt.Load()
+	return at != 0 && now.Sub(time.Unix(0, at)) < c.stallHold()
 }
 
 // failSafe is the last word: whatever state the controller is in, the EVSE

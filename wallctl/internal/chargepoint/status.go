@@ -135,6 +135,9 @@ func (c *Controller) statusLocked() Status {
 			if c.cur.lndDark {
 				st.Why = "power withheld: the wall cannot see its Lightning node"
 			}
+			if c.stalledRecently(st.At) {
+				st.Why = "power withheld: the wall's control loop stalled (database or charger slow to answer)"
+			}
 		case metering.Suspended:
 			st.Why = "delivered energy passed paid energy plus the grace: waiting for payment"
 		case metering.Ended:

@@ -158,7 +158,7 @@ func (c *Controller) applyLocked(ctx context.Context, d metering.Decision) {
 			c.event(ctx, s.m.ID(), "lnd_unreachable", "credit used up while payments cannot be seen")
 		}
 	}
-	if dark {
+	if dark || c.stalledRecently(c.clk.Now()) {
 		want = false
 	}
 	c.driveLocked(ctx, want)
@@ -184,12 +184,14 @@ func (c *Controller) driveLocked(ctx context.Context, on bool) {
 			return
 		}
 		s.enabled = true
+		c.powerOn.Store(true)
 		c.metrics.Enables++
 		return
 	}
 	if s != nil {
 		s.enabled = false
 	}
+	c.powerOn.Store(false)
 	if err := c.evse.Disable(cctx); err != nil {
 		c.log.Error("chargepoint: disable EVSE", "err", err)
 	}
