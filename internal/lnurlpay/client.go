@@ -2,6 +2,8 @@ package lnurlpay
 
 import (
 	"context"
+	"crypto/aes"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -27,6 +29,14 @@ const DefaultMaxBody = 512 << 10
 // maxRedirects bounds same-origin redirects.
 const maxRedirects = 3
 
+// maxReasonInError bounds the wall's words quoted in a RemoteError's
+// message (Reason keeps them whole).
+const maxReasonInError = 200
+
+// maxURLInError bounds a URL named in an error: long enough for any
+// route of the wall's, short enough that a hostile path cannot flood a log.
+const maxURLInError = 200
+
 var (
 	// ErrForeignHost: the wall pointed the car at another origin (callback,
 	// redirect, verify or success URL). A hostile wall must not send the
@@ -48,7 +58,8 @@ type RemoteError struct {
 }
 
 func (e *RemoteError) Error() string {
-	return fmt.Sprintf("lnurlpay: %s answered ERROR: %q", e.URL, e.Reason)
+	// The reason may be as long as the body limit.
+	return fmt.Sprintf("lnurlpay: %s answered ERROR: %q", e.URL, clipN(e.Reason, maxReasonInError))
 }
 
 // Client is the car's LNURL-pay client. It does not decode or pay
@@ -82,16 +93,26 @@ func (c *Client) FetchOffer(ctx context.Context, rawURL string) (*PayOffer, erro
 	if err != nil {
 		return nil, fmt.Errorf("lnurlpay: offer URL: %w", err)
 	}
-	var p lnurl.LNURLPayParams
-	if err := c.get(ctx, u, u, &p); err != nil {
+	status, body, err := c.get(ctx, u, u)
+	if err != nil {
 		return nil, err
 	}
+	return parseOffer(u, status, body)
+}
+
+// parseOffer reads the answer to GET u (HTTP status and body) as a pay
+// request and checks it as FetchOffer says.
+func parseOffer(u *url.URL, status int, body []byte) (*PayOffer, error) {
 	where := redact(u)
+	var p lnurl.LNURLPayParams
+	if err := decodeAnswer(where, status, body, &p); err != nil {
+		return nil, err
+	}
 	if p.Tag != Tag {
 		return nil, fmt.Errorf("lnurlpay: %s: %w: tag %q, want %q", where, ErrBadResponse, clip(p.Tag), Tag)
 	}
 	if p.MinSendable < 1 || p.MinSendable > p.MaxSendable {
-		return nil, fmt.Errorf("lnurlpay: %s: %w: sendable range %d..%d msat must have 1 <= min <= max",
+		return nil, fmt.Errorf("lnurlpay: %s: %w: minSendable %d, maxSendable %d msat: want 1 <= minSendable <= maxSendable",
 			where, ErrBadResponse, p.MinSendable, p.MaxSendable)
 	}
 	if p.CommentAllowed < 0 || p.CommentAllowed > MaxCommentAllowed {
@@ -99,7 +120,7 @@ func (c *Client) FetchOffer(ctx context.Context, rawURL string) (*PayOffer, erro
 	}
 	o, desc, err := offer.ParseMetadata(p.EncodedMetadata)
 	if err != nil {
-		return nil, fmt.Errorf("lnurlpay: %s: %w", where, err)
+		return nil, fmt.Errorf("lnurlpay: %s: metadata: %w", where, err)
 	}
 	cb, err := sameOriginURL(u, p.Callback)
 	if err != nil {
@@ -141,19 +162,29 @@ func (c *Client) RequestInvoice(ctx context.Context, po *PayOffer, amountMsat in
 		q.Set("comment", comment)
 	}
 	cb.RawQuery = q.Encode()
-	var r InvoiceResponse
-	if err := c.get(ctx, &cb, po.URL, &r); err != nil {
+	status, body, err := c.get(ctx, &cb, po.URL)
+	if err != nil {
 		return nil, err
 	}
-	where := redact(&cb)
+	return parseInvoiceResponse(&cb, po.URL, status, body)
+}
+
+// parseInvoiceResponse reads the answer to the callback cb of an offer
+// fetched from origin, and checks it as RequestInvoice says.
+func parseInvoiceResponse(cb, origin *url.URL, status int, body []byte) (*InvoiceResponse, error) {
+	where := redact(cb)
+	var r InvoiceResponse
+	if err := decodeAnswer(where, status, body, &r); err != nil {
+		return nil, err
+	}
 	if r.PR == "" {
 		return nil, fmt.Errorf("lnurlpay: %s: %w: no invoice (pr)", where, ErrBadResponse)
 	}
-	if err := checkSuccessAction(r.SuccessAction, po.URL); err != nil {
+	if err := checkSuccessAction(r.SuccessAction, origin); err != nil {
 		return nil, fmt.Errorf("lnurlpay: %s: successAction: %w", where, err)
 	}
 	if r.Verify != "" {
-		if _, err := sameOriginURL(po.URL, r.Verify); err != nil {
+		if _, err := sameOriginURL(origin, r.Verify); err != nil {
 			return nil, fmt.Errorf("lnurlpay: %s: verify: %w", where, err)
 		}
 	}
@@ -171,16 +202,27 @@ func (c *Client) Verify(ctx context.Context, po *PayOffer, verifyURL string) (*V
 	if err != nil {
 		return nil, fmt.Errorf("lnurlpay: verify: %w", err)
 	}
+	status, body, err := c.get(ctx, u, po.URL)
+	if err != nil {
+		return nil, err
+	}
+	return parseVerify(u, status, body)
+}
+
+// parseVerify reads the answer to the verify URL u and checks it as
+// Verify says.
+func parseVerify(u *url.URL, status int, body []byte) (*VerifyResult, error) {
+	where := redact(u)
 	var r VerifyResult
-	if err := c.get(ctx, u, po.URL, &r); err != nil {
+	if err := decodeAnswer(where, status, body, &r); err != nil {
 		return nil, err
 	}
 	if r.Settled {
 		if r.Preimage == nil {
-			return nil, fmt.Errorf("lnurlpay: %s: %w: settled without a preimage", redact(u), ErrBadResponse)
+			return nil, fmt.Errorf("lnurlpay: %s: %w: settled without a preimage", where, ErrBadResponse)
 		}
 		if b, err := hex.DecodeString(*r.Preimage); err != nil || len(b) != 32 {
-			return nil, fmt.Errorf("lnurlpay: %s: %w: preimage %q is not 32 bytes of hex", redact(u), ErrBadResponse, clip(*r.Preimage))
+			return nil, fmt.Errorf("lnurlpay: %s: %w: preimage %q is not 32 bytes of hex", where, ErrBadResponse, clip(*r.Preimage))
 		}
 	}
 	return &r, nil
@@ -210,8 +252,21 @@ func checkSuccessAction(a *lnurl.SuccessAction, origin *url.URL) error {
 			return fmt.Errorf("%w: url host %q, offer host %q", ErrForeignHost, u.Hostname(), origin.Hostname())
 		}
 	case "aes":
-		if a.Ciphertext == "" || a.IV == "" {
-			return fmt.Errorf("%w: aes action without ciphertext or iv", ErrBadResponse)
+		// LUD-10. A payer that cannot decrypt cannot show the action, and
+		// a decrypter handed a wrong-sized iv or a partial block panics.
+		if n := utf8.RuneCountInString(a.Description); n > MaxSuccessText {
+			return fmt.Errorf("%w: description is %d characters, LUD-10 allows %d", ErrBadResponse, n, MaxSuccessText)
+		}
+		iv, err := base64.StdEncoding.DecodeString(a.IV)
+		if err != nil || len(iv) != aes.BlockSize {
+			return fmt.Errorf("%w: iv %q is not %d bytes of base64", ErrBadResponse, clip(a.IV), aes.BlockSize)
+		}
+		if len(a.Ciphertext) > base64.StdEncoding.EncodedLen(MaxAESCiphertext) {
+			return fmt.Errorf("%w: ciphertext is %d characters of base64, LUD-10 allows %d bytes", ErrBadResponse, len(a.Ciphertext), MaxAESCiphertext)
+		}
+		ct, err := base64.StdEncoding.DecodeString(a.Ciphertext)
+		if err != nil || len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
+			return fmt.Errorf("%w: ciphertext is not base64 of whole %d-byte AES blocks", ErrBadResponse, aes.BlockSize)
 		}
 	default:
 		return fmt.Errorf("%w: unsupported tag %q", ErrBadResponse, clip(a.Tag))
@@ -219,18 +274,20 @@ func checkSuccessAction(a *lnurl.SuccessAction, origin *url.URL) error {
 	return nil
 }
 
-// get fetches u, which must be on origin's origin, into v. Redirects
-// are followed only within that origin.
-func (c *Client) get(ctx context.Context, u, origin *url.URL, v any) error {
+// get fetches u, which must be on origin's origin, and returns the HTTP
+// status and the body, read within the body limit. Redirects are followed
+// only within that origin.
+func (c *Client) get(ctx context.Context, u, origin *url.URL) (int, []byte, error) {
 	where := redact(u)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return fmt.Errorf("lnurlpay: %s: %w", where, err)
+		return 0, nil, fmt.Errorf("lnurlpay: %s: %w", where, urlErr(err))
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.httpClient(origin).Do(req)
 	if err != nil {
-		return fmt.Errorf("lnurlpay: GET %s: %w", where, err)
+		// The *url.Error repeats the whole URL, query included.
+		return 0, nil, fmt.Errorf("lnurlpay: GET %s: %w", where, urlErr(err))
 	}
 	defer resp.Body.Close()
 	limit := c.MaxBody
@@ -238,30 +295,77 @@ func (c *Client) get(ctx context.Context, u, origin *url.URL, v any) error {
 		limit = DefaultMaxBody
 	}
 	if resp.ContentLength > limit {
-		return fmt.Errorf("lnurlpay: %s: %w: %d bytes, limit %d", where, ErrBodyTooLarge, resp.ContentLength, limit)
+		return 0, nil, fmt.Errorf("lnurlpay: %s: %w: %d bytes, limit %d", where, ErrBodyTooLarge, resp.ContentLength, limit)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return fmt.Errorf("lnurlpay: reading %s: %w", where, err)
+		return 0, nil, fmt.Errorf("lnurlpay: reading %s: %w", where, err)
 	}
 	if int64(len(body)) > limit {
-		return fmt.Errorf("lnurlpay: %s: %w: over %d bytes", where, ErrBodyTooLarge, limit)
+		return 0, nil, fmt.Errorf("lnurlpay: %s: %w: over %d bytes", where, ErrBodyTooLarge, limit)
 	}
+	return resp.StatusCode, body, nil
+}
+
+// decodeAnswer reads an LNURL answer with HTTP status into v: a LUD-06
+// error answer becomes a *RemoteError whatever the status, anything else
+// must come with 200 and decode into v.
+func decodeAnswer(where string, status int, body []byte, v any) error {
 	// An error answer may come with any HTTP status, so look for one first.
 	var st lnurl.LNURLResponse
 	if err := json.Unmarshal(body, &st); err != nil {
-		return fmt.Errorf("lnurlpay: %s: %w: HTTP %d, body is not a JSON object: %w", where, ErrBadResponse, resp.StatusCode, err)
+		return fmt.Errorf("lnurlpay: %s: %w: HTTP %d: %w", where, ErrBadResponse, status, jsonProblem(err))
 	}
 	if strings.EqualFold(st.Status, "ERROR") {
 		return &RemoteError{URL: where, Reason: st.Reason}
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("lnurlpay: %s: %w: HTTP %d", where, ErrBadResponse, resp.StatusCode)
+	if status != http.StatusOK {
+		return fmt.Errorf("lnurlpay: %s: %w: HTTP %d", where, ErrBadResponse, status)
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("lnurlpay: %s: %w: %w", where, ErrBadResponse, err)
+		return fmt.Errorf("lnurlpay: %s: %w: %w", where, ErrBadResponse, jsonProblem(err))
 	}
 	return nil
+}
+
+// jsonProblem says where a JSON decoding error is: the field whose value
+// has the wrong type, or the byte offset of a syntax error. Its message
+// never quotes more than a clip of the wall's text.
+func jsonProblem(err error) error {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	var msg string
+	switch {
+	case errors.As(err, &te) && te.Field == "":
+		msg = fmt.Sprintf("the body is a JSON %s, want an object", clip(te.Value))
+	case errors.As(err, &te):
+		msg = fmt.Sprintf("field %s: got a JSON %s, want %s", clip(te.Field), clip(te.Value), te.Type)
+	case errors.As(err, &se):
+		msg = fmt.Sprintf("the body is not JSON: near byte %d: %s", se.Offset, clip(se.Error()))
+	default:
+		msg = "the body is not JSON: " + clip(err.Error())
+	}
+	return &clippedError{msg: msg, err: err}
+}
+
+// clippedError is err with a shorter message.
+type clippedError struct {
+	msg string
+	err error
+}
+
+func (e *clippedError) Error() string { return e.msg }
+func (e *clippedError) Unwrap() error { return e.err }
+
+// urlErr unwraps the *url.Error that net/url and net/http add, whose
+// message repeats the whole URL, and clips what is left: net/url quotes a
+// bad port whole.
+func urlErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return &clippedError{msg: clipN(err.Error(), maxURLInError), err: err}
 }
 
 // httpClient copies the configured client with a redirect policy that
@@ -337,7 +441,8 @@ func port(u *url.URL) string {
 }
 
 // redact names a URL in messages without its query, which may carry
-// comments or nonces.
+// comments or nonces. The wall chooses the callback's path, so it is
+// clipped too.
 func redact(u *url.URL) string {
-	return u.Scheme + "://" + u.Host + u.EscapedPath()
+	return clipN(u.Scheme+"://"+u.Host+u.EscapedPath(), maxURLInError)
 }

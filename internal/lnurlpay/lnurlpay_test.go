@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	lnurl "github.com/fiatjaf/go-lnurl"
 
 	"satwatt/internal/invoicecheck"
 	"satwatt/internal/invoicecheck/invoicetest"
@@ -41,7 +42,7 @@ type testWall struct {
 	comments []string
 }
 
-func newTestWall(t *testing.T) *testWall {
+func newTestWall(t testing.TB) *testWall {
 	t.Helper()
 	seed := sha256.Sum256([]byte("wall key"))
 	key, _ := btcec.PrivKeyFromBytes(seed[:])
@@ -541,5 +542,111 @@ func isRemote(reason string) func(error) bool {
 	return func(err error) bool {
 		var re *RemoteError
 		return errors.As(err, &re) && strings.Contains(re.Reason, reason)
+	}
+}
+
+// TestHostileAnswersSaidClearly covers what fuzzing the client asked for:
+// a refusal names the field and stays short whatever the wall sends, and
+// an aes success action the car could not decrypt is refused.
+func TestHostileAnswersSaidClearly(t *testing.T) {
+	long := strings.Repeat("x", 60<<10)
+	tests := []struct {
+		name  string
+		route string // /lnurlp or /cb
+		serve http.HandlerFunc
+		check func(error) bool
+		says  string
+	}{
+		{"long reason", "/lnurlp", func(rw http.ResponseWriter, r *http.Request) {
+			writeJSON(rw, 200, ErrorResponse(long))
+		}, isRemote(long), "answered ERROR"},
+		{"huge number names its field", "/lnurlp", func(rw http.ResponseWriter, r *http.Request) {
+			rw.Write([]byte(`{"tag":"payRequest","maxSendable":` + strings.Repeat("9", 60<<10) + `}`))
+		}, isErr(ErrBadResponse), "field maxSendable: got a JSON number 999"},
+		{"status of the wrong type", "/lnurlp", func(rw http.ResponseWriter, r *http.Request) {
+			rw.Write([]byte(`{"status":5}`))
+		}, isErr(ErrBadResponse), "field status: got a JSON number"},
+		{"syntax error says where", "/lnurlp", func(rw http.ResponseWriter, r *http.Request) {
+			rw.Write([]byte(`{"tag": x}`))
+		}, isErr(ErrBadResponse), "near byte 9"},
+		{"array body", "/lnurlp", func(rw http.ResponseWriter, r *http.Request) {
+			rw.Write([]byte(`[1]`))
+		}, isErr(ErrBadResponse), "the body is a JSON array, want an object"},
+		{"foreign callback with a long path", "/lnurlp", nil, isErr(ErrForeignHost), "callback"},
+		{"callback with a long port", "/lnurlp", func(rw http.ResponseWriter, r *http.Request) {
+			writeJSON(rw, 200, map[string]any{"tag": "payRequest", "minSendable": 1000, "maxSendable": 2000,
+				"metadata": newTestWall(t).metadata, "callback": "http://127.0.0.1:" + strings.Repeat("x", 60<<10) + "/cb"})
+		}, isErr(ErrBadResponse), "callback: bad LNURL-pay response"},
+		{"aes iv too short", "/cb", func(rw http.ResponseWriter, r *http.Request) {
+			writeJSON(rw, 200, map[string]any{"pr": "lnbcrt1x", "successAction": map[string]any{"tag": "aes",
+				"description": "code", "ciphertext": "AAAAAAAAAAAAAAAAAAAAAA==", "iv": "AAAA"}})
+		}, isErr(ErrBadResponse), "iv"},
+		{"aes partial block", "/cb", func(rw http.ResponseWriter, r *http.Request) {
+			writeJSON(rw, 200, map[string]any{"pr": "lnbcrt1x", "successAction": map[string]any{"tag": "aes",
+				"description": "code", "ciphertext": "AAAA", "iv": "AAAAAAAAAAAAAAAAAAAAAA=="}})
+		}, isErr(ErrBadResponse), "ciphertext"},
+		{"aes not base64", "/cb", func(rw http.ResponseWriter, r *http.Request) {
+			writeJSON(rw, 200, map[string]any{"pr": "lnbcrt1x", "successAction": map[string]any{"tag": "aes",
+				"description": "code", "ciphertext": "!!!!", "iv": "AAAAAAAAAAAAAAAAAAAAAA=="}})
+		}, isErr(ErrBadResponse), "ciphertext"},
+		{"aes long description", "/cb", func(rw http.ResponseWriter, r *http.Request) {
+			writeJSON(rw, 200, map[string]any{"pr": "lnbcrt1x", "successAction": map[string]any{"tag": "aes",
+				"description": strings.Repeat("d", 145), "ciphertext": "AAAAAAAAAAAAAAAAAAAAAA==", "iv": "AAAAAAAAAAAAAAAAAAAAAA=="}})
+		}, isErr(ErrBadResponse), "description"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newTestWall(t)
+			c := &Client{}
+			if tt.serve == nil {
+				// A callback on another host whose path is as long as the
+				// body allows.
+				md := w.metadata
+				w.route("/lnurlp", payRequestWith(w, func(m map[string]any) {
+					m["callback"] = "http://elsewhere.example/" + long
+					m["metadata"] = md
+				}))
+			} else if tt.route == "/lnurlp" {
+				w.route("/lnurlp", tt.serve)
+			}
+			var err error
+			if tt.route == "/lnurlp" {
+				_, err = c.FetchOffer(context.Background(), w.srv.URL+"/lnurlp")
+			} else {
+				po, ferr := c.FetchOffer(context.Background(), w.srv.URL+"/lnurlp")
+				if ferr != nil {
+					t.Fatal(ferr)
+				}
+				w.route("/cb", tt.serve)
+				_, err = c.RequestInvoice(context.Background(), po, 1000, "")
+			}
+			if err == nil || !tt.check(err) || !strings.Contains(err.Error(), tt.says) {
+				t.Fatalf("err = %.300v, want it to say %q", err, tt.says)
+			}
+			if n := len(err.Error()); n > maxErrLen {
+				t.Fatalf("error is %d bytes", n)
+			}
+		})
+	}
+	// A real LUD-10 action, as go-lnurl encrypts one, is accepted.
+	w := newTestWall(t)
+	c := &Client{}
+	po, err := c.FetchOffer(context.Background(), w.srv.URL+"/lnurlp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := lnurl.AESAction("Your code", preimage[:], "PIN 4711")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.route("/cb", func(rw http.ResponseWriter, r *http.Request) {
+		writeJSON(rw, 200, InvoiceResponse{LNURLResponse: lnurl.OkResponse(), PR: "lnbcrt1x", Routes: []any{}, SuccessAction: a})
+	})
+	r, err := c.RequestInvoice(context.Background(), po, 1000, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.SuccessAction.Decipher(preimage[:]); err != nil || got != "PIN 4711" {
+		t.Fatalf("Decipher = %q, %v", got, err)
 	}
 }

@@ -27,6 +27,10 @@ const MaxCommentAllowed = 1000
 // MaxSuccessText is LUD-09's limit on a success message or description.
 const MaxSuccessText = 144
 
+// MaxAESCiphertext is LUD-10's limit on an aes action's ciphertext, in
+// bytes.
+const MaxAESCiphertext = 4096
+
 // ErrBadRequest is wrapped by ParseCallbackRequest's errors, whose text is
 // meant to be sent back as the LUD-06 error reason.
 var ErrBadRequest = errors.New("bad pay request")
@@ -176,7 +180,8 @@ func allDigits(s string) bool {
 func absHTTPURL(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return nil, fmt.Errorf("%q is not a URL: %w", clip(s), err)
+		// The *url.Error would repeat s whole.
+		return nil, fmt.Errorf("%q is not a URL: %w", clip(s), urlErr(err))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%q is not an absolute http(s) URL", clip(s))
@@ -188,10 +193,15 @@ func absHTTPURL(s string) (*url.URL, error) {
 }
 
 // clip shortens an untrusted string for an error message.
-func clip(s string) string {
-	const n = 64
-	if len(s) > n {
-		return s[:n] + "..."
+func clip(s string) string { return clipN(s, 64) }
+
+// clipN keeps at most n bytes of s, cut at a character boundary.
+func clipN(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }
