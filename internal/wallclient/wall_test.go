@@ -20,7 +20,7 @@ import (
 // fakeWall plays wallctl's HTTP API over a real loopback socket, with
 // routes a test may replace by hostile ones.
 type fakeWall struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *httptest.Server
 	offer    offer.Offer
 	metadata string
@@ -33,7 +33,7 @@ type fakeWall struct {
 	release chan struct{}
 }
 
-func newFakeWall(t *testing.T) *fakeWall {
+func newFakeWall(t testing.TB) *fakeWall {
 	t.Helper()
 	w := &fakeWall{
 		t: t,
