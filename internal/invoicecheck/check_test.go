@@ -4,13 +4,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/btcsuite/btcd/btcutil/bech32"
 	"github.com/btcsuite/btcd/chaincfg"
 
+	"satwatt/internal/fuzzcheck"
 	"satwatt/internal/invoicecheck/invoicetest"
 	"satwatt/internal/offer"
 )
@@ -274,6 +277,10 @@ func flip(c byte) string {
 	return "q"
 }
 
+// FuzzDecode: the invoice string from the wall's callback, decoded before
+// any check. Bounded allocation (a BOLT11 string is at most 7089
+// characters, and zpay32 refuses longer ones first); a refusal that says
+// so in bounded words; what decodes names a payee and no negative amount.
 func FuzzDecode(f *testing.F) {
 	fx := newFixture(f)
 	good := fx.good()
@@ -285,15 +292,58 @@ func FuzzDecode(f *testing.F) {
 	main.net = &chaincfg.MainNetParams
 	f.Add(encode(f, main), "mainnet")
 	f.Add(encode(f, main), "regtest")
+	// As a wall's lnd makes them: the description hash of the wall's
+	// metadata, a short expiry; and for the other networks an offer names.
+	for _, net := range []*chaincfg.Params{&chaincfg.RegressionNetParams, &chaincfg.TestNet3Params, &chaincfg.SigNetParams, &chaincfg.SimNetParams} {
+		h := offer.DescriptionHash(fx.metadata)
+		inv, err := invoicetest.Sign(invoicetest.Spec{Net: net, Signer: fx.wall, AmountMsat: 10_000, DescHash: &h,
+			Hash: sha256.Sum256([]byte("wall preimage")), Created: t0, Expiry: 2 * time.Minute})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(inv, "regtest")
+		f.Add(strings.ToUpper(inv), "signet")
+	}
+	plain := good
+	plain.plainDesc = true
+	f.Add(encode(f, plain), "regtest")
 	f.Add("lnbcrt1", "regtest")
+	f.Add("lnbcrt"+strings.Repeat("9", 40)+"1qqqqqq", "regtest")
 	f.Add("", "signet")
 	f.Fuzz(func(t *testing.T, s, network string) {
-		inv, err := Decode(s, network)
+		var inv Invoice
+		var err error
+		fuzzcheck.Alloc(t, "Decode", len(s)+len(network), 64, 256<<10, func() { inv, err = Decode(s, network) })
 		if err != nil {
+			var r *Refusal
+			if errors.As(err, &r) {
+				fuzzcheck.ErrorSays(t, err, "invoice refused: wrong network: ", network)
+			} else {
+				fuzzcheck.ErrorSays(t, err, "invoicecheck: decode")
+			}
+			if len(err.Error()) > 512 {
+				t.Fatalf("error is %d bytes: %.300q...", len(err.Error()), err)
+			}
 			return
 		}
 		if inv.Network != network || len(inv.Payee) != 66 || inv.AmountMsat < 0 {
 			t.Fatalf("Decode(%q) = %+v", s, inv)
 		}
 	})
+}
+
+// TestDecodeErrorBounded: zpay32 quotes an invoice's amount whole, and a
+// hostile wall can checksum any string; the car's log gets a clip.
+func TestDecodeErrorBounded(t *testing.T) {
+	s, err := bech32.Encode("lnbcrt"+strings.Repeat("9", 3000)+"p", make([]byte, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Decode(s, "regtest")
+	if !errors.Is(err, ErrDecode) || !strings.Contains(err.Error(), "strconv.ParseUint") || len(err.Error()) > 512 {
+		t.Fatalf("err = %.600v (%d bytes), want a clipped ErrDecode", err, len(fmt.Sprint(err)))
+	}
+	if _, err := Decode(s, strings.Repeat("n", 3000)); err == nil || len(err.Error()) > 512 {
+		t.Fatalf("unknown network: %.600v", err)
+	}
 }

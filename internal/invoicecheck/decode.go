@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/lightningnetwork/lnd/zpay32"
@@ -52,14 +53,15 @@ func hrpPrefix(network string) string {
 func Decode(bolt11 string, network string) (Invoice, error) {
 	params, ok := netParams[network]
 	if !ok {
-		return Invoice{}, fmt.Errorf("invoicecheck: decode: unknown network %q", network)
+		return Invoice{}, fmt.Errorf("invoicecheck: decode: unknown network %s", clip(network))
 	}
 	if got, ok := invoiceNetwork(bolt11); ok && hrpPrefix(got) != hrpPrefix(network) {
 		return Invoice{}, refuse(WrongNetwork, "want an invoice for %s (ln%s), got one for %s", network, hrpPrefix(network), got)
 	}
 	inv, err := zpay32.Decode(bolt11, params)
 	if err != nil {
-		return Invoice{}, fmt.Errorf("invoicecheck: decode %s: %w: %w", clip(bolt11), ErrDecode, err)
+		// zpay32 may quote the invoice's amount or feature bits whole.
+		return Invoice{}, fmt.Errorf("invoicecheck: decode %s: %w: %w", clip(bolt11), ErrDecode, &clippedError{err})
 	}
 	out := Invoice{
 		PaymentHash: *inv.PaymentHash,
@@ -110,3 +112,22 @@ func clip(s string) string {
 	}
 	return fmt.Sprintf("%q", s)
 }
+
+// clippedError is err with its message shortened to what a log line
+// should carry of an untrusted invoice.
+type clippedError struct{ err error }
+
+func (e *clippedError) Error() string {
+	const n = 200
+	msg := e.err.Error()
+	if len(msg) <= n {
+		return msg
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(msg[i]) {
+		i--
+	}
+	return msg[:i] + "..."
+}
+
+func (e *clippedError) Unwrap() error { return e.err }

@@ -80,7 +80,7 @@ func ParseMetadata(s string) (Offer, string, error) {
 	}
 	var entries []json.RawMessage
 	if err := json.Unmarshal([]byte(s), &entries); err != nil {
-		return Offer{}, "", fmt.Errorf("%w: not a JSON array: %w", ErrMetadata, err)
+		return Offer{}, "", fmt.Errorf("%w: not a JSON array: %w", ErrMetadata, atOffset(err))
 	}
 	var desc, raw string
 	var nDesc, nOffer int
@@ -131,7 +131,7 @@ func parsePair(e json.RawMessage) (string, string, error) {
 	}
 	v, err := jsonString(pair[1])
 	if err != nil {
-		return "", "", fmt.Errorf("value of %q: %w", k, err)
+		return "", "", fmt.Errorf("value of %q: %w", clip(k), err)
 	}
 	return k, v, nil
 }
@@ -163,7 +163,7 @@ func parseOffer(s string) (Offer, error) {
 	dec.UseNumber()
 	tok, err := dec.Token()
 	if err != nil {
-		return Offer{}, err
+		return Offer{}, atOffset(err)
 	}
 	if tok != json.Delim('{') {
 		return Offer{}, errors.New("not a JSON object")
@@ -186,26 +186,26 @@ func parseOffer(s string) (Offer, error) {
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return Offer{}, err
+			return Offer{}, atOffset(err)
 		}
 		key, _ := tok.(string)
 		if seen[key] {
-			return Offer{}, fmt.Errorf("field %q given twice", key)
+			return Offer{}, fmt.Errorf("field %q given twice", clip(key))
 		}
 		seen[key] = true
 		val, err := dec.Token()
 		if err != nil {
-			return Offer{}, fmt.Errorf("field %q: %w", key, err)
+			return Offer{}, fmt.Errorf("field %q: %w", clip(key), atOffset(err))
 		}
 		if p, ok := ints[key]; ok {
 			n, ok := val.(json.Number)
 			if !ok {
-				return Offer{}, fmt.Errorf("field %q is %v, want an integer", key, val)
+				return Offer{}, fmt.Errorf("field %q is %s, want an integer", key, describe(val))
 			}
 			// ParseInt refuses fractions and exponents.
 			v, err := strconv.ParseInt(string(n), 10, 64)
 			if err != nil {
-				return Offer{}, fmt.Errorf("field %q = %s is not an int64", key, n)
+				return Offer{}, fmt.Errorf("field %q = %s is not an int64", key, clip(string(n)))
 			}
 			*p = v
 			continue
@@ -213,15 +213,17 @@ func parseOffer(s string) (Offer, error) {
 		if p, ok := strs[key]; ok {
 			v, ok := val.(string)
 			if !ok {
-				return Offer{}, fmt.Errorf("field %q is %v, want a string", key, val)
+				return Offer{}, fmt.Errorf("field %q is %s, want a string", key, describe(val))
 			}
 			*p = v
 			continue
 		}
-		return Offer{}, fmt.Errorf("unknown field %q", key)
+		return Offer{}, fmt.Errorf("unknown field %q", clip(key))
 	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return Offer{}, fmt.Errorf("object not closed: %v", err)
+	if tok, err := dec.Token(); err != nil {
+		return Offer{}, fmt.Errorf("object not closed: %w", atOffset(err))
+	} else if tok != json.Delim('}') {
+		return Offer{}, errors.New("object not closed")
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return Offer{}, errors.New("data after the offer object")
@@ -242,4 +244,48 @@ func parseOffer(s string) (Offer, error) {
 		ValidUntil:     time.Unix(w.ValidUntil, 0).UTC(),
 		Network:        w.Network,
 	}, nil
+}
+
+// describe names a JSON token for a message, quoting at most a clip of
+// a string.
+func describe(tok json.Token) string {
+	switch v := tok.(type) {
+	case string:
+		return fmt.Sprintf("the string %q", clip(v))
+	case json.Delim:
+		if v == '{' {
+			return "an object"
+		}
+		return "an array"
+	case nil:
+		return "null"
+	case bool:
+		return fmt.Sprintf("%v", v)
+	case json.Number:
+		return "the number " + clip(string(v))
+	}
+	return fmt.Sprintf("%T", tok)
+}
+
+// atOffset says where in the JSON a syntax error is.
+func atOffset(err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("near byte %d: %w", se.Offset, err)
+	}
+	return err
+}
+
+// clip shortens a string from the wire for an error message, at a
+// character boundary.
+func clip(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "..."
 }

@@ -86,7 +86,7 @@ func (o Offer) Validate() error {
 		return fmt.Errorf("%w: valid-until time %v is not set", ErrInvalid, o.ValidUntil)
 	}
 	if !ValidNetwork(o.Network) {
-		return fmt.Errorf("%w: network %q is not one of %v", ErrInvalid, o.Network, networks)
+		return fmt.Errorf("%w: network %q is not one of %v", ErrInvalid, clip(o.Network), networks)
 	}
 	// The first payment must be priceable: a car multiplying these out
 	// must never overflow.

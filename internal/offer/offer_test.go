@@ -3,10 +3,13 @@ package offer
 import (
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
 	"time"
+
+	"satwatt/internal/fuzzcheck"
 )
 
 const testKey = "02" + "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
@@ -230,21 +233,55 @@ func TestDescriptionHash(t *testing.T) {
 	}
 }
 
+// wallMetadata is the metadata as wallctl's charge point builds it (see
+// openSessionLocked in wallctl/internal/chargepoint): its description,
+// its session ids, lnd's node key.
+func wallMetadata(t testing.TB) string {
+	t.Helper()
+	o := Offer{SessionID: "20261125T020001Z-ad1023500c0f", PriceMsatPerWh: 100, IncrementWh: 50, FirstMultiple: 2,
+		GraceWh: 10, MaxPowerW: 7360, WallNodeKey: "02" + strings.Repeat("11", 32),
+		ValidUntil: time.Unix(1795658401, 0), Network: "regtest"}
+	m, err := Metadata(o, fmt.Sprintf("satwatt charging session %s: %d msat per Wh", o.SessionID, o.PriceMsatPerWh))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// FuzzParseMetadata: the metadata a wall serves, which the car must parse
+// strictly (its hash is what every invoice commits to). Bounded
+// allocation; a refusal that says what and where in bounded words;
+// whatever parses is a valid offer that encodes and parses back to the
+// same terms.
 func FuzzParseMetadata(f *testing.F) {
 	valid, err := Metadata(validOffer(), "Charge at wall 1 ⚡")
 	if err != nil {
 		f.Fatal(err)
 	}
+	wall := wallMetadata(f)
 	f.Add(valid)
+	f.Add(wall)
+	// As LNbits-like servers add entries: an identifier and an image.
+	f.Add(strings.Replace(wall, "[[", `[["text/identifier","wall@example.com"],["image/png;base64","iVBORw0KGgo="],[`, 1))
 	f.Add(md(entry("text/plain", "d"), entry(MimeType, offerWire)))
 	f.Add(md(entry("text/plain", "d"), entry(MimeType, withField(`250`, `2.5e2`))))
+	f.Add(md(entry("text/plain", "d"), entry(MimeType, withField(`"regtest"`, `"`+strings.Repeat("n", 200)+`"`))))
 	f.Add(md(entry("text/plain", "d")))
 	f.Add(`[[]]`)
 	f.Add(`[`)
 	f.Add(``)
 	f.Fuzz(func(t *testing.T, s string) {
-		o, d, err := ParseMetadata(s)
+		var o Offer
+		var d string
+		var err error
+		// A few copies of the input (entries, pairs, strings, tokens).
+		fuzzcheck.Alloc(t, "ParseMetadata", len(s), 64, 64<<10, func() { o, d, err = ParseMetadata(s) })
 		if err != nil {
+			fuzzcheck.ErrorSays(t, err, ErrMetadata.Error()+": ")
+			if !errors.Is(err, ErrMetadata) {
+				t.Fatalf("error %q does not wrap ErrMetadata", err)
+			}
+			checkSays(t, err)
 			return
 		}
 		// Whatever parses is a valid offer that encodes and parses back
@@ -266,4 +303,47 @@ func FuzzParseMetadata(f *testing.F) {
 			t.Fatalf("re-parse = %+v, %q, %v; want %+v, %q", o2, d2, err, o, d)
 		}
 	})
+}
+
+// checkSays asserts that a metadata error says where it refused and
+// quotes the input in bounded words.
+func checkSays(t *testing.T, err error) {
+	t.Helper()
+	msg := err.Error()
+	if len(msg) > 1024 {
+		t.Fatalf("error is %d bytes: %.300q...", len(msg), msg)
+	}
+	for _, w := range []string{"bytes", "UTF-8", "JSON array", "entry", "entries", "field", "invalid offer"} {
+		if strings.Contains(msg, w) {
+			return
+		}
+	}
+	t.Fatalf("error %q does not say where", msg)
+}
+
+// TestMetadataErrorsBounded: the wall's strings are quoted clipped, so a
+// hostile 60 KiB field cannot flood the car's log.
+func TestMetadataErrorsBounded(t *testing.T) {
+	long := strings.Repeat("x", 60<<10)
+	desc := entry("text/plain", "d")
+	tests := []struct {
+		name, in, says string
+	}{
+		{"long network", md(desc, entry(MimeType, withField(`"regtest"`, quote(long)))), `network "xxx`},
+		{"long unknown field", md(desc, entry(MimeType, withField(`"grace_wh"`, quote(long)+`:1,"grace_wh"`))), "unknown field"},
+		{"long string for an integer", md(desc, entry(MimeType, withField(`250`, quote(long)))), `price_msat_per_wh" is the string`},
+		{"long number", md(desc, entry(MimeType, withField(`250`, strings.Repeat("9", 60<<10)))), "not an int64"},
+		{"long type with a bad value", md(desc, `["`+long+`",1]`), "not a JSON string"},
+		{"syntax error says where", md(desc, entry(MimeType, `{"session_id":x}`)), "near byte 13"},
+		{"array syntax error says where", `[["text/plain","d"],x]`, "near byte 21"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := ParseMetadata(tt.in)
+			if err == nil || !strings.Contains(err.Error(), tt.says) {
+				t.Fatalf("err = %v, want it to say %q", err, tt.says)
+			}
+			checkSays(t, err)
+		})
+	}
 }
