@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -20,6 +21,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -274,12 +276,17 @@ func (a *api) callback(w http.ResponseWriter, r *http.Request) {
 		lnurlErr(w, fmt.Sprintf("session %q is not open", clip(sid)))
 		return
 	}
-	amt, _, err := lnurlpay.ParseCallbackRequest(r.URL.Query(), oi.MinMsat, oi.MaxMsat, commentAllowed)
+	q, err := strictQuery(r)
 	if err != nil {
 		lnurlErr(w, err.Error())
 		return
 	}
-	soc, hasSoC, err := socParam(r.URL.Query())
+	amt, _, err := lnurlpay.ParseCallbackRequest(q, oi.MinMsat, oi.MaxMsat, commentAllowed)
+	if err != nil {
+		lnurlErr(w, err.Error())
+		return
+	}
+	soc, hasSoC, err := socParam(q)
 	if err != nil {
 		lnurlErr(w, err.Error())
 		return
@@ -469,7 +476,11 @@ func parseDay(s string) (time.Time, error) {
 }
 
 func (a *api) history(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+	q, err := strictQuery(r, "since", "until", "limit")
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	since, err := parseDay(q.Get("since"))
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, "since: "+err.Error())
@@ -489,6 +500,10 @@ func (a *api) history(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
+	if !since.IsZero() && !until.IsZero() && since.After(until) {
+		writeErr(w, http.StatusBadRequest, fmt.Sprintf("since %s is after until %s", since.Format(time.RFC3339), until.Format(time.RFC3339)))
+		return
+	}
 	rows, tot, err := a.hist.History(r.Context(), wallstore.HistoryQuery{Since: since, Until: until, Limit: limit})
 	if err != nil {
 		a.log.Error("httpapi: history", "err", err)
@@ -502,9 +517,7 @@ func (a *api) setPrice(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		MsatPerWh int64 `json:"msat_per_wh"`
 	}
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
+	if err := decodeBody(r.Body, &body, true); err != nil {
 		writeErr(w, http.StatusBadRequest, `body must be {"msat_per_wh": N}: `+err.Error())
 		return
 	}
@@ -540,9 +553,7 @@ func (a *api) getSettings(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) setSettings(w http.ResponseWriter, r *http.Request) {
 	var body chargepoint.Settings
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
+	if err := decodeBody(r.Body, &body, true); err != nil {
 		writeErr(w, http.StatusBadRequest, `body must be {"price_msat_per_wh": N, "increment_wh": N, "grace_wh": N}: `+err.Error())
 		return
 	}
@@ -565,8 +576,8 @@ func (a *api) buyerStop(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Preimage string `json:"preimage"`
 	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		writeErr(w, http.StatusBadRequest, `body must be {"preimage": "<hex of a payment preimage of this session>"}`)
+	if err := decodeBody(r.Body, &body, false); err != nil {
+		writeErr(w, http.StatusBadRequest, `body must be {"preimage": "<hex of a payment preimage of this session>"}: `+err.Error())
 		return
 	}
 	err := a.wall.BuyerStop(r.Context(), chi.URLParam(r, "id"), body.Preimage)
@@ -591,9 +602,69 @@ func (a *api) simPlug(in bool) http.HandlerFunc {
 	}
 }
 
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
+// decodeBody reads a request body that must be one JSON value into v,
+// refusing unknown fields if strict and anything after the value: a
+// client that sent two objects or a typo'd field must not have the wall
+// act on half of what it meant. Errors are clipped, as they quote the
+// body.
+func decodeBody(r io.Reader, v any, strict bool) error {
+	dec := json.NewDecoder(r)
+	if strict {
+		dec.DisallowUnknownFields()
 	}
-	return s
+	if err := dec.Decode(v); err != nil {
+		return quotedErr{err}
+	}
+	switch _, err := dec.Token(); {
+	case err == io.EOF:
+		return nil
+	case err != nil && !isSyntax(err):
+		return quotedErr{err} // such as the body limit
+	}
+	return fmt.Errorf("data after the JSON value at byte %d", dec.InputOffset())
+}
+
+func isSyntax(err error) bool {
+	var se *json.SyntaxError
+	return errors.As(err, &se)
+}
+
+// strictQuery parses the request's query and allows each of once at most.
+// r.URL.Query() silently drops a pair it cannot decode, and a dropped
+// filter or a second amount must not change what the wall does without a
+// word.
+func strictQuery(r *http.Request, once ...string) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("query: %w", quotedErr{err})
+	}
+	for _, k := range once {
+		if n := len(q[k]); n > 1 {
+			return nil, fmt.Errorf("%s: given %d times, at most once", k, n)
+		}
+	}
+	return q, nil
+}
+
+// maxQuoted bounds how much of a client's input an error quotes.
+const maxQuoted = 200
+
+// quotedErr is err with its message clipped: it quotes the client's input
+// (encoding/json quotes an unknown field whole).
+type quotedErr struct{ err error }
+
+func (e quotedErr) Error() string { return clipN(e.err.Error(), maxQuoted) }
+func (e quotedErr) Unwrap() error { return e.err }
+
+func clip(s string) string { return clipN(s, 64) }
+
+// clipN keeps at most n bytes of s, cut at a character boundary.
+func clipN(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

@@ -127,7 +127,7 @@ func pageRange(q url.Values) (since, until time.Time, err error) {
 		until = until.AddDate(0, 0, 1)
 	}
 	if !since.IsZero() && !until.IsZero() && !since.Before(until) {
-		err = errors.New("the first day is after the last")
+		err = fmt.Errorf("the first day (since %s) is after the last (until %s)", q.Get("since"), q.Get("until"))
 	}
 	return
 }
@@ -157,9 +157,12 @@ func pageQuery(q url.Values) string {
 }
 
 func (a *api) historyPage(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+	q, err := strictQuery(r, "since", "until", "limit")
 	v := web.HistoryView{Common: a.common("History", web.NavHistory), Query: pageQuery(q)}
-	since, until, err := pageRange(q)
+	var since, until time.Time
+	if err == nil {
+		since, until, err = pageRange(q)
+	}
 	limit, lerr := pageLimitOf(q)
 	if err == nil {
 		err = lerr
@@ -208,7 +211,11 @@ func periodRows(ps []wallstore.PeriodTotal) []web.PeriodRow {
 
 // historyCSV is the page's table as `wallctl history --csv` prints it.
 func (a *api) historyCSV(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+	q, err := strictQuery(r, "since", "until", "limit")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
 	since, until, err := pageRange(q)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)

@@ -34,7 +34,7 @@ type pageStore struct {
 
 var day1 = time.Date(2026, 11, 20, 9, 0, 0, 0, time.Local)
 
-func newPageStore(t *testing.T) *pageStore {
+func newPageStore(t testing.TB) *pageStore {
 	t.Helper()
 	ctx := context.Background()
 	st, err := wallstore.Open(ctx, filepath.Join(t.TempDir(), "wall.db"))
