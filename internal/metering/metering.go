@@ -88,10 +88,21 @@ func (t Terms) Validate() error {
 		return fmt.Errorf("metering: unpaid timeout %s must not be negative", t.UnpaidTimeout)
 	}
 	// Costs are computed as mWh*price; keep them far from overflow for any
-	// energy a charging session can deliver (1 GWh).
+	// energy a charging session can deliver (1 GWh). The energies the
+	// terms name get the same bound, so that the first payment, an
+	// increment and the grace in msat cannot overflow either (the owner
+	// sets them over the API).
 	const maxPrice = (1<<63 - 1) / 1_000_000_000_000
-	if t.PriceMsatPerWh > maxPrice {
+	const maxWh = 1_000_000_000
+	switch {
+	case t.PriceMsatPerWh > maxPrice:
 		return fmt.Errorf("metering: price %d msat/Wh is beyond any sane tariff", t.PriceMsatPerWh)
+	case t.IncrementWh > maxWh:
+		return fmt.Errorf("metering: increment %d Wh is beyond what a session can deliver (1 GWh)", t.IncrementWh)
+	case t.FirstMultiple > maxWh/t.IncrementWh:
+		return fmt.Errorf("metering: first payment of %d x %d Wh is beyond what a session can deliver (1 GWh)", t.FirstMultiple, t.IncrementWh)
+	case t.GraceWh > maxWh:
+		return fmt.Errorf("metering: grace %d Wh is beyond what a session can deliver (1 GWh)", t.GraceWh)
 	}
 	return nil
 }

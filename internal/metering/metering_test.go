@@ -266,6 +266,11 @@ func TestTermsValidate(t *testing.T) {
 		{"negative grace", func(t *Terms) { t.GraceWh = -1 }},
 		{"negative timeout", func(t *Terms) { t.UnpaidTimeout = -time.Second }},
 		{"absurd price", func(t *Terms) { t.PriceMsatPerWh = 1 << 40 }},
+		// The owner's settings over the API once took these, and every
+		// plug-in after failed to open a session.
+		{"increment beyond a session", func(t *Terms) { t.IncrementWh = 1 << 62 }},
+		{"first payment beyond a session", func(t *Terms) { t.IncrementWh = 1_000_000; t.FirstMultiple = 1_001 }},
+		{"grace beyond a session", func(t *Terms) { t.GraceWh = 1 << 62 }},
 	}
 	for _, tc := range cases {
 		tm := terms
