@@ -86,10 +86,31 @@ type compiler struct {
 	// Defaults from BA_DEF_DEF_, applied to messages without their own BA_.
 	defaultCycle, defaultDelay time.Duration
 	hasCycle, hasDelay         map[*Message]bool
+	// warnAt is where each of db.Warnings is, to sort them.
+	warnAt []scanner.Position
 }
 
 func (c *compiler) warn(pos scanner.Position, format string, a ...any) {
 	c.db.Warnings = append(c.db.Warnings, Warning{Pos: posString(c.file, pos), Msg: fmt.Sprintf(format, a...)})
+	c.warnAt = append(c.warnAt, pos)
+}
+
+// sortWarnings puts the warnings in the order of the file, whatever pass
+// found them.
+func (c *compiler) sortWarnings() {
+	idx := make([]int, len(c.db.Warnings))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		pa, pb := c.warnAt[a], c.warnAt[b]
+		return cmp.Or(cmp.Compare(pa.Line, pb.Line), cmp.Compare(pa.Column, pb.Column))
+	})
+	sorted := make([]Warning, len(idx))
+	for i, j := range idx {
+		sorted[i] = c.db.Warnings[j]
+	}
+	c.db.Warnings = sorted
 }
 
 func (c *compiler) errorf(pos scanner.Position, format string, a ...any) error {
@@ -123,8 +144,16 @@ func (c *compiler) compile(defs []dbcfile.Def) error {
 	if len(c.db.Messages) == 0 {
 		return &FileError{File: c.file, Reason: "no messages"}
 	}
+	// Value types before value tables, which are checked against the
+	// signal's raw range unless it is a float.
 	for _, def := range defs {
-		var err error
+		if d, ok := def.(*dbcfile.SignalValueTypeDef); ok {
+			if err := c.signalValueType(d); err != nil {
+				return err
+			}
+		}
+	}
+	for _, def := range defs {
 		switch d := def.(type) {
 		case *dbcfile.AttributeDefaultValueDef:
 			c.attributeDefault(d)
@@ -134,11 +163,6 @@ func (c *compiler) compile(defs []dbcfile.Def) error {
 			c.comment(d)
 		case *dbcfile.ValueDescriptionsDef:
 			c.valueDescriptions(d)
-		case *dbcfile.SignalValueTypeDef:
-			err = c.signalValueType(d)
-		}
-		if err != nil {
-			return err
 		}
 	}
 	for _, m := range c.db.Messages {
@@ -156,6 +180,7 @@ func (c *compiler) compile(defs []dbcfile.Def) error {
 	for _, m := range c.db.Messages {
 		c.db.Desc.Messages = append(c.db.Desc.Messages, m.Desc)
 	}
+	c.sortWarnings()
 	return nil
 }
 
@@ -371,6 +396,12 @@ func (c *compiler) valueDescriptions(d *dbcfile.ValueDescriptionsDef) {
 			c.warn(vd.Pos, "VAL_ for %s: value %v is not an integer; ignored", s.Name, vd.Value)
 			continue
 		}
+		// A name for a raw value the signal's bits cannot hold would never
+		// decode, and encoding it (a status state, say) would fail.
+		if lo, hi := s.rawRange(); !s.isFloat && (raw < lo || raw > hi) {
+			c.warn(vd.Pos, "VAL_ for %s: value %d is outside the signal's raw range %d..%d; ignored", s.Name, raw, lo, hi)
+			continue
+		}
 		if s.valueNames == nil {
 			s.valueNames = map[int64]string{}
 			s.valueRaws = map[string]int64{}
@@ -384,6 +415,19 @@ func (c *compiler) valueDescriptions(d *dbcfile.ValueDescriptionsDef) {
 		s.Desc.ValueDescriptions = append(s.Desc.ValueDescriptions,
 			&descriptor.ValueDescription{Value: raw, Description: vd.Description})
 	}
+}
+
+// rawRange is the range of the signal's raw integer values, as far as an
+// int64 holds them.
+func (s *Signal) rawRange() (lo, hi int64) {
+	n := s.length
+	if s.signed {
+		return math.MinInt64 >> (64 - n), math.MaxInt64 >> (64 - n)
+	}
+	if n >= 63 {
+		return 0, math.MaxInt64
+	}
+	return 0, 1<<n - 1
 }
 
 func (c *compiler) signalValueType(d *dbcfile.SignalValueTypeDef) error {
@@ -410,30 +454,47 @@ func (c *compiler) signalValueType(d *dbcfile.SignalValueTypeDef) error {
 	return nil
 }
 
-func (c *compiler) attrDuration(name dbcfile.Identifier, i int64, f float64) (time.Duration, bool) {
+// maxAttrDuration bounds GenMsgCycleTime and GenMsgDelayTime: no bus
+// message repeats less often than hourly, and the bound keeps the
+// millisecond count (an int64 or float64 in the file) far from overflowing
+// time.Duration, also once the profile multiplies it into a staleness
+// timeout.
+const maxAttrDuration = time.Hour
+
+// attrDuration reads a millisecond attribute value. When the value cannot be
+// used it says why, for a warning.
+func (c *compiler) attrDuration(name dbcfile.Identifier, i int64, f float64) (time.Duration, string) {
 	ms := float64(i)
 	if c.attrTypes[name] == dbcfile.AttributeValueTypeFloat {
 		ms = f
 	}
-	if ms < 0 || math.IsNaN(ms) {
-		return 0, false
+	switch {
+	case math.IsNaN(ms):
+		return 0, "is not a number"
+	case ms < 0:
+		return 0, fmt.Sprintf("%v ms is negative", ms)
+	case ms > float64(maxAttrDuration/time.Millisecond):
+		return 0, fmt.Sprintf("%v ms is over %s", ms, maxAttrDuration)
 	}
-	return time.Duration(ms * float64(time.Millisecond)), true
+	return time.Duration(ms * float64(time.Millisecond)), ""
 }
 
 func (c *compiler) attributeDefault(d *dbcfile.AttributeDefaultValueDef) {
+	var dst *time.Duration
 	switch d.AttributeName {
 	case "GenMsgCycleTime":
-		if v, ok := c.attrDuration(d.AttributeName, d.DefaultIntValue, d.DefaultFloatValue); ok {
-			c.defaultCycle = v
-		} else {
-			c.warn(d.Pos, "negative default GenMsgCycleTime ignored")
-		}
+		dst = &c.defaultCycle
 	case "GenMsgDelayTime":
-		if v, ok := c.attrDuration(d.AttributeName, d.DefaultIntValue, d.DefaultFloatValue); ok {
-			c.defaultDelay = v
-		}
+		dst = &c.defaultDelay
+	default:
+		return
 	}
+	v, bad := c.attrDuration(d.AttributeName, d.DefaultIntValue, d.DefaultFloatValue)
+	if bad != "" {
+		c.warn(d.Pos, "default %s %s; ignored", d.AttributeName, bad)
+		return
+	}
+	*dst = v
 }
 
 func (c *compiler) attribute(d *dbcfile.AttributeValueForObjectDef) {
@@ -451,9 +512,9 @@ func (c *compiler) attribute(d *dbcfile.AttributeValueForObjectDef) {
 		_ = m.Desc.SendType.UnmarshalString(d.StringValue)
 		return
 	}
-	v, ok := c.attrDuration(d.AttributeName, d.IntValue, d.FloatValue)
-	if !ok {
-		c.warn(d.Pos, "negative %s for message %s ignored", d.AttributeName, m.Name)
+	v, bad := c.attrDuration(d.AttributeName, d.IntValue, d.FloatValue)
+	if bad != "" {
+		c.warn(d.Pos, "%s of message %s: %s; ignored", d.AttributeName, m.Name, bad)
 		return
 	}
 	if d.AttributeName == "GenMsgCycleTime" {

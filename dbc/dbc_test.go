@@ -328,3 +328,98 @@ func TestLookup(t *testing.T) {
 		t.Errorf("signal Pos %q", got)
 	}
 }
+
+// TestAttributeAndValueChecks covers what fuzzing found in values the
+// parser accepts but the compiler must not take as they are.
+func TestAttributeAndValueChecks(t *testing.T) {
+	const head = "VERSION \"\"\nNS_ :\nBS_:\nBU_: T\nBO_ 1 A: 8 T\n SG_ S : 0|4@1+ (1,0) [0|15] \"\" T\n SG_ N : 8|4@1- (1,0) [-8|7] \"\" T\n"
+	for _, tc := range []struct {
+		name    string
+		text    string
+		cycle   time.Duration
+		values  map[string]int64 // value names that must stay
+		dropped []string         // value names that must go
+		warning string           // at line 9
+	}{
+		{
+			// A millisecond count beyond time.Duration's range used to
+			// wrap to a negative cycle time, which made every signal of
+			// the message stale at once.
+			name:    "cycle time overflowing time.Duration",
+			text:    head + "BA_DEF_ BO_ \"GenMsgCycleTime\" INT 0 0;\nBA_DEF_DEF_ \"GenMsgCycleTime\" 9223372036854775;\n",
+			warning: "default GenMsgCycleTime 9.223372036854776e+15 ms is over 1h0m0s; ignored",
+		},
+		{
+			name:    "float cycle time overflowing time.Duration",
+			text:    head + "BA_DEF_ BO_ \"GenMsgCycleTime\" FLOAT 0 0;\nBA_ \"GenMsgCycleTime\" BO_ 1 1e300;\n",
+			warning: "GenMsgCycleTime of message A: 1e+300 ms is over 1h0m0s; ignored",
+		},
+		{
+			name:    "negative cycle time",
+			text:    head + "BA_DEF_ BO_ \"GenMsgCycleTime\" INT 0 0;\nBA_ \"GenMsgCycleTime\" BO_ 1 -5;\n",
+			warning: "GenMsgCycleTime of message A: -5 ms is negative; ignored",
+		},
+		{
+			name:  "cycle time within range",
+			text:  head + "BA_DEF_ BO_ \"GenMsgCycleTime\" INT 0 0;\nBA_ \"GenMsgCycleTime\" BO_ 1 100;\n",
+			cycle: 100 * time.Millisecond,
+		},
+		{
+			// The community Model 3 DBC names value 2 of a 1-bit signal.
+			name:    "value name beyond the signal's bits",
+			text:    head + "\nVAL_ 1 S 0 \"OFF\" 16 \"HUGE\" 15 \"MAX\" ;\n",
+			values:  map[string]int64{"OFF": 0, "MAX": 15},
+			dropped: []string{"HUGE"},
+			warning: "VAL_ for S: value 16 is outside the signal's raw range 0..15; ignored",
+		},
+		{
+			name:    "negative value name of an unsigned signal",
+			text:    head + "\nVAL_ 1 S -1 \"SNA\" ;\n",
+			dropped: []string{"SNA"},
+			warning: "value -1 is outside the signal's raw range 0..15",
+		},
+		{
+			name:    "signed signal",
+			text:    head + "\nVAL_ 1 N -8 \"MIN\" 7 \"MAX\" 8 \"OVER\" ;\n",
+			values:  map[string]int64{"MIN": -8, "MAX": 7},
+			dropped: []string{"OVER"},
+			warning: "value 8 is outside the signal's raw range -8..7",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db, err := Parse("t.dbc", []byte(tc.text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := db.Lookup(1, false); m.CycleTime != tc.cycle || m.Desc.CycleTime != tc.cycle {
+				t.Errorf("cycle time %v (descriptor %v), want %v", m.CycleTime, m.Desc.CycleTime, tc.cycle)
+			}
+			m := db.Lookup(1, false)
+			for name, raw := range tc.values {
+				sig := m.Signal("S")
+				if _, ok := sig.RawValue(name); !ok {
+					sig = m.Signal("N")
+				}
+				if got, ok := sig.RawValue(name); !ok || got != raw {
+					t.Errorf("value %s = %d, %v; want %d", name, got, ok, raw)
+				}
+			}
+			for _, name := range tc.dropped {
+				for _, sig := range m.Signals {
+					if raw, ok := sig.RawValue(name); ok {
+						t.Errorf("value %s kept as %d in %s", name, raw, sig.Name)
+					}
+				}
+			}
+			if tc.warning == "" {
+				if len(db.Warnings) != 0 {
+					t.Errorf("warnings %v", db.Warnings)
+				}
+				return
+			}
+			if len(db.Warnings) != 1 || !strings.HasPrefix(db.Warnings[0].Pos, "t.dbc:9:") || !strings.Contains(db.Warnings[0].Msg, tc.warning) {
+				t.Errorf("warnings %v, want one at line 9 saying %q", db.Warnings, tc.warning)
+			}
+		})
+	}
+}
