@@ -12,6 +12,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -250,31 +252,124 @@ func Load(nameOrPath string) (*Profile, error) {
 	return Parse(nameOrPath, data, filepath.Dir(nameOrPath))
 }
 
-// Parse parses profile text. dir resolves relative DBC paths.
+// Parse parses profile text. dir resolves relative DBC paths. Every error
+// starts with "profile SOURCE" and, when the problem is at a key of the
+// file, its line: "profile SOURCE:LINE: ...".
 func Parse(source string, data []byte, dir string) (*Profile, error) {
 	var p Profile
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&p)
 	if err != nil {
-		var perr toml.ParseError
-		if errors.As(err, &perr) {
-			return nil, fmt.Errorf("profile %s:%d: %s", source, perr.Position.Line, perr.Message)
-		}
-		return nil, fmt.Errorf("profile %s: %w", source, err)
+		return nil, decodeErr(source, err)
 	}
 	if undec := md.Undecoded(); len(undec) > 0 {
 		keys := make([]string, len(undec))
 		for i, k := range undec {
 			keys[i] = k.String()
 		}
-		return nil, fmt.Errorf("profile %s: unknown keys: %s", source, strings.Join(keys, ", "))
+		return nil, fmt.Errorf("profile %s%s: unknown keys: %s", source, atLine(data, undec[0]), strings.Join(keys, ", "))
 	}
 	p.Source, p.dir = source, dir
 	if err := p.validate(); err != nil {
+		var ke *keyError
+		if errors.As(err, &ke) && ke.key != nil {
+			return nil, fmt.Errorf("profile %s%s: %w", source, atLine(data, ke.key), err)
+		}
 		return nil, fmt.Errorf("profile %s: %w", source, err)
 	}
 	return &p, nil
 }
 
+// decoderLine matches the errors the TOML decoder returns as plain text
+// (a value of the wrong type) rather than as a toml.ParseError.
+var decoderLine = regexp.MustCompile(`^toml: line ([0-9]+) \(last key ("(?:[^"\\]|\\.)*")\): `)
+
+// decodeErr words an error of the TOML decoder like the other profile
+// errors: "profile SOURCE:LINE: what (last key "KEY")".
+func decodeErr(source string, err error) error {
+	var perr toml.ParseError
+	if errors.As(err, &perr) {
+		at := source
+		if perr.Position.Line > 0 {
+			at = fmt.Sprintf("%s:%d", source, perr.Position.Line)
+		}
+		msg := perr.Message
+		if perr.LastKey != "" {
+			msg += fmt.Sprintf(" (last key %q)", perr.LastKey)
+		}
+		return &decodeError{msg: "profile " + at + ": " + msg, err: err}
+	}
+	if m := decoderLine.FindStringSubmatchIndex(err.Error()); m != nil {
+		text := err.Error()
+		return &decodeError{msg: fmt.Sprintf("profile %s:%s: %s (last key %s)", source, text[m[2]:m[3]], text[m[1]:], text[m[4]:m[5]]), err: err}
+	}
+	return fmt.Errorf("profile %s: %w", source, err)
+}
+
+// decodeError is an error of the TOML decoder in the words of the other
+// profile errors ("profile SOURCE:LINE: ..."); it unwraps to the
+// decoder's error.
+type decodeError struct {
+	msg string
+	err error
+}
+
+func (e *decodeError) Error() string { return e.msg }
+func (e *decodeError) Unwrap() error { return e.err }
+
+// keyError is a problem with one key of the profile, so that Parse can say
+// on which line the key is.
+type keyError struct {
+	key toml.Key
+	msg string
+}
+
+func (e *keyError) Error() string { return e.msg }
+
+func keyErrorf(key toml.Key, format string, a ...any) error {
+	return &keyError{key: key, msg: fmt.Sprintf(format, a...)}
+}
+
+// atLine gives ":LINE" for the line where key (or, failing that, the
+// nearest table above it) is defined in data, or "" when it is not found.
+func atLine(data []byte, key toml.Key) string {
+	for n := len(key); n > 0; n-- {
+		if line := keyLine(data, key[:n]); line > 0 {
+			return fmt.Sprintf(":%d", line)
+		}
+	}
+	return ""
+}
+
+// probeReached ends the decode keyLine makes once it reaches the key. The
+// decoder keeps only the message of the error, so that is what is compared.
+const probeReached = "vehicleprofile: key line probe reached"
+
+type probe struct{}
+
+func (probe) UnmarshalTOML(any) error { return errors.New(probeReached) }
+
+// keyLine finds the line of a key with the TOML decoder itself: it decodes
+// data again into a struct that has only that key, whose value refuses to
+// decode, and the decoder's error carries the key's position. 0 when the
+// key is not in data or cannot be written as a struct tag.
+func keyLine(data []byte, key toml.Key) int {
+	t := reflect.TypeFor[probe]()
+	for i := len(key) - 1; i >= 0; i-- {
+		if key[i] == "" || strings.ContainsAny(key[i], "\"\\,\x00`") {
+			return 0
+		}
+		t = reflect.StructOf([]reflect.StructField{{Name: "K", Type: t, Tag: reflect.StructTag(`toml:"` + key[i] + `"`)}})
+	}
+	_, err := toml.NewDecoder(bytes.NewReader(data)).Decode(reflect.New(t).Interface())
+	var perr toml.ParseError
+	if !errors.As(err, &perr) || perr.Message != probeReached {
+		return 0
+	}
+	return perr.Position.Line
+}
+
+// validate checks what the TOML types cannot. Maps are walked in sorted
+// order so that a profile with several problems always reports the same.
 func (p *Profile) validate() error {
 	if p.Name == "" {
 		return errors.New("name is missing")
@@ -282,13 +377,15 @@ func (p *Profile) validate() error {
 	if p.DBC == "" {
 		return errors.New("dbc is missing")
 	}
-	for role, spec := range p.Roles {
+	for _, role := range sortedKeys(p.Roles) {
+		spec := p.Roles[role]
+		at := toml.Key{"roles", role}
 		info, ok := roles[role]
 		if !ok {
-			return fmt.Errorf("unknown role %q (roles: %s)", role, strings.Join(Roles(), ", "))
+			return keyErrorf(at, "unknown role %q (roles: %s)", role, strings.Join(Roles(), ", "))
 		}
 		if !spec.Message.IsSet || spec.Signal == "" {
-			return fmt.Errorf("role %s needs both message and signal", role)
+			return keyErrorf(at, "role %s needs both message and signal", role)
 		}
 		if info.kind == State {
 			n := 0
@@ -296,14 +393,14 @@ func (p *Profile) validate() error {
 				n += len(spec.set(s))
 			}
 			if n == 0 {
-				return fmt.Errorf("role %s lists no values (give %s)", role, strings.Join(info.sets, ", "))
+				return keyErrorf(at, "role %s lists no values (give %s)", role, strings.Join(info.sets, ", "))
 			}
 		}
 		if role == RolePackEnergy && spec.Kind != "usable" && spec.Kind != "nominal" {
-			return fmt.Errorf("role pack_energy needs kind = \"usable\" or \"nominal\", not %q", spec.Kind)
+			return keyErrorf(append(at, "kind"), "role pack_energy needs kind = \"usable\" or \"nominal\", not %q", spec.Kind)
 		}
 		if role == RolePackCurrent && spec.Sign != "charge_positive" && spec.Sign != "discharge_positive" {
-			return fmt.Errorf("role pack_current needs sign = \"charge_positive\" or \"discharge_positive\", not %q", spec.Sign)
+			return keyErrorf(append(at, "sign"), "role pack_current needs sign = \"charge_positive\" or \"discharge_positive\", not %q", spec.Sign)
 		}
 	}
 	for _, required := range []string{RoleSOC, RolePackEnergy, RoleCable} {
@@ -311,8 +408,10 @@ func (p *Profile) validate() error {
 			return fmt.Errorf("role %s is required", required)
 		}
 	}
+	energyFrom := toml.Key{"energy_from"}
 	switch p.EnergyFrom {
 	case "":
+		energyFrom = nil // chosen here, not written in the file
 		if _, ok := p.Roles[RoleChargePower]; ok {
 			p.EnergyFrom = EnergyFromChargePower
 		} else {
@@ -320,35 +419,46 @@ func (p *Profile) validate() error {
 		}
 	case EnergyFromChargePower, EnergyFromACVoltageCurrent:
 	default:
-		return fmt.Errorf("energy_from must be %q or %q, not %q", EnergyFromChargePower, EnergyFromACVoltageCurrent, p.EnergyFrom)
+		return keyErrorf(energyFrom, "energy_from must be %q or %q, not %q", EnergyFromChargePower, EnergyFromACVoltageCurrent, p.EnergyFrom)
 	}
 	if p.EnergyFrom == EnergyFromChargePower {
 		if _, ok := p.Roles[RoleChargePower]; !ok {
-			return errors.New("energy_from = \"charge_power\" needs the charge_power role")
+			return keyErrorf(energyFrom, "energy_from = \"charge_power\" needs the charge_power role")
 		}
 	} else {
 		_, v := p.Roles[RoleACVoltage]
 		_, c := p.Roles[RoleACCurrent]
 		if !v || !c {
-			return errors.New("energy_from = \"ac_voltage_current\" needs the ac_voltage and ac_current roles")
+			return keyErrorf(energyFrom, "energy_from = \"ac_voltage_current\" needs the ac_voltage and ac_current roles")
 		}
 	}
-	for name, s := range p.Status.Signals {
+	for _, name := range sortedKeys(p.Status.Signals) {
+		s := p.Status.Signals[name]
+		at := toml.Key{"status", "signals", name}
 		if !contains(statusSignals, name) {
-			return fmt.Errorf("unknown status signal %q (known: %s)", name, strings.Join(statusSignals, ", "))
+			return keyErrorf(at, "unknown status signal %q (known: %s)", name, strings.Join(statusSignals, ", "))
 		}
 		if !s.Message.IsSet || s.Signal == "" {
-			return fmt.Errorf("status signal %s needs both message and signal", name)
+			return keyErrorf(at, "status signal %s needs both message and signal", name)
 		}
 	}
 	if len(p.Status.Signals) > 0 {
 		for _, required := range []string{StatusState, StatusError} {
 			if _, ok := p.Status.Signals[required]; !ok {
-				return fmt.Errorf("status signal %s is required", required)
+				return keyErrorf(toml.Key{"status", "signals"}, "status signal %s is required", required)
 			}
 		}
 	}
 	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func contains(list []string, s string) bool {

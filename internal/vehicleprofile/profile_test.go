@@ -186,3 +186,56 @@ func TestUnknownBuiltin(t *testing.T) {
 		t.Fatalf("error %v should list the built-in profiles", err)
 	}
 }
+
+// TestParseErrorsNameTheLine: every refusal of a key the profile has names
+// the key's line, in the same words whichever part refused it (the TOML
+// syntax, a value's type, or the checks after decoding), and a profile
+// with several problems always reports the same one.
+func TestParseErrorsNameTheLine(t *testing.T) {
+	base := genericText(t)
+	tests := []struct {
+		name     string
+		from, to string
+		want     string // the error's start
+		says     string
+	}{
+		{"syntax", `signal = "EV_StateOfCharge"`, `signal = "EV_StateOfCharge`, "profile test.toml:42: ", "newlines"},
+		{"value of the wrong type", `name = "generic"`, `name = 1`, "profile test.toml:35: ", `incompatible types`},
+		{"message ID out of range", "[roles.soc]\nmessage = 0x4A0", "[roles.soc]\nmessage = -1", "profile test.toml:41: ", `message ID -1 is not a CAN ID (last key "roles.soc.message")`},
+		{"bad duration", `energy_from = "charge_power"`, "energy_from = \"charge_power\"\nstale_after = \"-1s\"", "profile test.toml:39: ", `must be positive (last key "stale_after")`},
+		{"unknown key", `signal = "EV_StateOfCharge"`, "signal = \"EV_StateOfCharge\"\nsignl = \"x\"", "profile test.toml:43: ", "unknown keys: roles.soc.signl"},
+		{"unknown role", "[roles.soc]", "[roles.fuel]\nmessage = 1\nsignal = \"x\"\n[roles.soc]", "profile test.toml:40: ", `unknown role "fuel"`},
+		{"role without a signal", "signal = \"EV_PackVoltage\"\n", "", "profile test.toml:44: ", "role pack_voltage needs both message and signal"},
+		{"state role without values", `open = ["OPEN"]`, "", "profile test.toml:72: ", "role port_door lists no values"},
+		{"pack energy kind", "\nkind = \"usable\"", "\nkind = \"full\"", "profile test.toml:56: ", `kind = "usable" or "nominal", not "full"`},
+		{"pack current sign", "\nsign = \"charge_positive\"", "\nsign = \"positive\"", "profile test.toml:51: ", `not "positive"`},
+		{"energy source", `energy_from = "charge_power"`, `energy_from = "sun"`, "profile test.toml:38: ", `energy_from must be`},
+		{"unknown status signal", `counter = {`, `count = {`, "profile test.toml:103: ", `unknown status signal "count"`},
+		{"inline role", "[roles.soc]\nmessage = 0x4A0\nsignal = \"EV_StateOfCharge\"\n", "roles.soc = { message = 0x4A0 }\n", "profile test.toml:40: ", "role soc needs both"},
+		// Problems at two roles: the first in sorted order, every time
+		// (the roles are a map), not either at random.
+		{"two problems", "signal = \"EV_PackVoltage\"\n", "", "profile test.toml:57: ", "role energy_remaining needs both"},
+		// A missing key has no line.
+		{"missing role", "[roles.soc]\nmessage = 0x4A0\nsignal = \"EV_StateOfCharge\"\n", "", "profile test.toml: ", "role soc is required"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			text := strings.Replace(base, tc.from, tc.to, 1)
+			if tc.name == "two problems" {
+				text = strings.Replace(text, "signal = \"EV_UsableEnergyRemaining\"\n", "", 1)
+			}
+			if text == base {
+				t.Fatal("the edit changed nothing: the test is out of date with generic.toml")
+			}
+			for range 20 {
+				_, err := Parse("test.toml", []byte(text), "")
+				if err == nil {
+					t.Fatal("accepted, want an error")
+				}
+				if !strings.HasPrefix(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.says) {
+					t.Fatalf("error %q, want it to start %q and say %q", err, tc.want, tc.says)
+				}
+			}
+		})
+	}
+}
