@@ -62,13 +62,19 @@ type wall struct {
 
 func startWall(t testing.TB, bin string, args ...string) *wall {
 	t.Helper()
+	return startWallEnv(t, bin, nil, args...)
+}
+
+// startWallEnv starts wallctl serve with env added to the environment.
+func startWallEnv(t testing.TB, bin string, env []string, args ...string) *wall {
+	t.Helper()
 	addr := freePort(t)
 	logf, err := os.CreateTemp(t.TempDir(), "wallctl-*.log")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, append([]string{"serve", "--listen", addr}, args...)...)
-	cmd.Env = append(os.Environ(), "WALLCTL_TOKEN="+testToken)
+	cmd.Env = append(append(os.Environ(), "WALLCTL_TOKEN="+testToken), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -76,31 +78,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := subcmd.Parse(fs, args, 0); err != nil {
 		return err
 	}
+	set, err := f.validate(os.Getenv)
+	if err != nil {
+		return err
+	}
 	log, err := subcmd.NewLogger(stderr, f.logLevel)
 	if err != nil {
 		return err
 	}
-	token := os.Getenv(tokenEnv)
-	if len(token) < httpapi.MinTokenLen {
-		return fmt.Errorf("%w: set $%s to a secret of at least %d characters; it guards every route that changes state",
-			subcmd.ErrUsage, tokenEnv, httpapi.MinTokenLen)
-	}
-	if f.lndConnect == "" {
-		f.lndConnect = os.Getenv("WALLCTL_LNDCONNECT")
-	}
-	if f.lndConnect == "" && f.lndRPC == "" {
-		f.lndRPC = "127.0.0.1:10009"
-	}
-	terms := metering.Terms{PriceMsatPerWh: f.price, IncrementWh: f.increment, FirstMultiple: f.firstMultiple,
-		GraceWh: f.grace, UnpaidTimeout: f.unpaidTimeout}
-	if err := terms.Validate(); err != nil {
+	crashStep, err := crashAt()
+	if err != nil {
 		return fmt.Errorf("%w: %v", subcmd.ErrUsage, err)
 	}
-
-	serials, err := connectorCount(f)
-	if err != nil {
-		return err
+	if crashStep != "" {
+		log.Warn("wallctl: FAULT INJECTION armed (a test feature): the process kills itself at this step of the first payment", "step", crashStep)
 	}
+	token, terms, serials := set.token, set.terms, set.serials
 	// The EVSEs first, so that they are disabled whatever fails next.
 	devs := make([]chargepoint.EVSE, f.connectors)
 	sims := make([]*simevse.EVSE, f.connectors)
@@ -126,7 +119,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer store.Close()
 
-	lnCfg := lndclient.Config{RPCAddr: f.lndRPC, TLSCertPath: f.lndCert, MacaroonPath: f.lndMacaroon, LndConnectURI: f.lndConnect, Logger: log}
+	lnCfg := lndclient.Config{RPCAddr: f.lndRPC, TLSCertPath: f.lndCert, MacaroonPath: f.lndMacaroon, LndConnectURI: f.lndConnect, Logger: log,
+		Needs: &lndclient.PayeePermissions}
 	ln, err := lndclient.Dial(ctx, lnCfg)
 	if err != nil {
 		return fmt.Errorf("connect to the wall's lnd: %w", err)
@@ -150,13 +144,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	settlements := ln.ShareSettlements(watchCtx)
+	cpLn, cpStore, cpWatch := armCrash(crashStep, ln, store, func(ctx context.Context, open func() [][32]byte) chargepoint.Watch {
+		return settlements.Watch(ctx, open)
+	})
 	cps := make([]*chargepoint.Controller, f.connectors)
 	for i := range cps {
 		cps[i], err = chargepoint.New(chargepoint.Config{Connector: i + 1, Terms: terms, MaxCurrentA: f.maxCurrentA,
-			InvoiceExpiry: f.invoiceExpiry, MaxOpenInvoices: f.maxOpenInvoices, SimSpeedPermil: simSpeedPermil, Logger: log}, devs[i], ln,
-			func(ctx context.Context, open func() [][32]byte) chargepoint.Watch {
-				return settlements.Watch(ctx, open)
-			}, store)
+			InvoiceExpiry: f.invoiceExpiry, MaxOpenInvoices: f.maxOpenInvoices, SimSpeedPermil: simSpeedPermil, Logger: log}, devs[i], cpLn,
+			cpWatch, cpStore)
 		if err != nil {
 			return fmt.Errorf("%w: %v", subcmd.ErrUsage, err)
 		}
@@ -234,6 +229,170 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	wg.Wait()
 	if runErr != nil {
 		return runErr
+	}
+	return nil
+}
+
+// lndConnectEnv carries the wall's lndconnect URI, so the macaroon stays
+// out of the process list.
+const lndConnectEnv = "WALLCTL_LNDCONNECT"
+
+// serveSettings is what validate settles from the flags and environment.
+type serveSettings struct {
+	token   string
+	terms   metering.Terms
+	serials []string // each connector's serial device; "" for the simulated EVSE
+}
+
+// Bounds that validate sets beyond its packages' own checks. They keep the
+// arithmetic on the flags far from overflowing: the first payment is
+// first-multiple × increment × price msat (at most 1e15 here), the
+// simulation's timeouts are multiplied by its speed.
+const (
+	maxPriceMsatPerWh = 1_000_000 // 1,000 sat per Wh
+	maxIncrementWh    = 1_000_000 // 1 MWh
+	maxFirstMultiple  = 1_000
+	maxGraceWh        = 1_000_000
+	maxOpenInvoices   = 100
+	minSimSpeed       = 0.001
+	maxSimSpeed       = 1_000
+	maxSimMeterHigh   = 1_000 // per mille, the simulated EVSE's own bound
+)
+
+// validate checks the parsed flags, and the environment read through
+// getenv, and settles their defaults. It opens, dials, listens on and
+// creates nothing, so that a mistake is reported before anything starts.
+// Every error is a usage error that names the flag (or variable) at fault.
+func (f *serveFlags) validate(getenv func(string) string) (serveSettings, error) {
+	usage := func(format string, a ...any) (serveSettings, error) {
+		return serveSettings{}, fmt.Errorf("%w: "+format, append([]any{subcmd.ErrUsage}, a...)...)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return usage("--log-level %q: use debug, info, warn or error", f.logLevel)
+	}
+	token := getenv(tokenEnv)
+	if len(token) < httpapi.MinTokenLen {
+		return usage("set $%s to a secret of at least %d characters; it guards every route that changes state",
+			tokenEnv, httpapi.MinTokenLen)
+	}
+	if f.db == "" {
+		return usage("--db is empty: give the SQLite file of the sessions")
+	}
+	if _, _, err := net.SplitHostPort(f.listen); err != nil {
+		return usage("--listen %q: want HOST:PORT, such as [::]:8080: %w", f.listen, err)
+	}
+	if f.publicURL != "" && !isHTTPURL(f.publicURL) {
+		return usage("--public-url %q: want an absolute http:// or https:// URL", f.publicURL)
+	}
+
+	// The wall's lnd: an lndconnect URI, or the three flags.
+	lndFlags := f.lndRPC != "" || f.lndCert != "" || f.lndMacaroon != ""
+	from := "--lndconnect"
+	if f.lndConnect == "" {
+		f.lndConnect, from = getenv(lndConnectEnv), "$"+lndConnectEnv
+	}
+	if f.lndConnect != "" {
+		if lndFlags {
+			return usage("%s and --lnd-rpc, --lnd-tlscert or --lnd-macaroon are both given: give one or the other", from)
+		}
+		if err := lndclient.CheckLndConnect(f.lndConnect); err != nil {
+			return usage("%s: %w", from, err)
+		}
+	} else {
+		if f.lndRPC == "" {
+			f.lndRPC = "127.0.0.1:10009"
+		}
+		if err := checkHostPort(f.lndRPC); err != nil {
+			return usage("--lnd-rpc %q: want HOST:PORT of lnd's gRPC: %w", f.lndRPC, err)
+		}
+		switch {
+		case f.lndCert == "":
+			return usage("--lnd-tlscert is required (lnd's tls.cert), or give --lndconnect or $%s", lndConnectEnv)
+		case f.lndMacaroon == "":
+			return usage("--lnd-macaroon is required, or give --lndconnect or $%s", lndConnectEnv)
+		}
+	}
+
+	// The terms of sale.
+	switch {
+	case f.price < 1 || f.price > maxPriceMsatPerWh:
+		return usage("--price %d: give 1 to %d msat per Wh", f.price, maxPriceMsatPerWh)
+	case f.increment < 1 || f.increment > maxIncrementWh:
+		return usage("--increment-wh %d: give 1 to %d Wh", f.increment, maxIncrementWh)
+	case f.firstMultiple < 1 || f.firstMultiple > maxFirstMultiple:
+		return usage("--first-multiple %d: give 1 to %d increments", f.firstMultiple, maxFirstMultiple)
+	case f.grace < 0 || f.grace > maxGraceWh:
+		return usage("--grace-wh %d: give 0 to %d Wh", f.grace, maxGraceWh)
+	case f.unpaidTimeout < 0:
+		return usage("--unpaid-timeout %s must not be negative", f.unpaidTimeout)
+	case f.invoiceExpiry < time.Second:
+		return usage("--invoice-expiry %s: an invoice must stay payable for a second at least", f.invoiceExpiry)
+	case f.maxOpenInvoices < 1 || f.maxOpenInvoices > maxOpenInvoices:
+		return usage("--max-open-invoices %d: give 1 to %d", f.maxOpenInvoices, maxOpenInvoices)
+	}
+	terms := metering.Terms{PriceMsatPerWh: f.price, IncrementWh: f.increment, FirstMultiple: f.firstMultiple,
+		GraceWh: f.grace, UnpaidTimeout: f.unpaidTimeout}
+	if err := terms.Validate(); err != nil {
+		return usage("--price, --increment-wh, --first-multiple, --grace-wh or --unpaid-timeout: %w", err)
+	}
+
+	// The EVSEs.
+	switch strings.ToLower(f.evseKind) {
+	case "sim", "openevse":
+	default:
+		return usage("--evse %q: use sim or openevse", f.evseKind)
+	}
+	serials, err := connectorCount(f)
+	if err != nil {
+		return serveSettings{}, err
+	}
+	if strings.EqualFold(f.evseKind, "openevse") {
+		for i, s := range serials {
+			if strings.TrimSpace(s) == "" {
+				return usage("--serial %q: device %d of the list is empty", f.serial, i+1)
+			}
+		}
+	}
+	// The controller, the simulated EVSE and the OpenEVSE all work in
+	// J1772's pilot range; a current outside it would fail only once a
+	// car had paid.
+	if f.maxCurrentA < rapi.MinCurrentA || f.maxCurrentA > rapi.MaxCurrentA {
+		return usage("--max-current %d: J1772 allows %d to %d A", f.maxCurrentA, rapi.MinCurrentA, rapi.MaxCurrentA)
+	}
+	if f.heartbeat < 0 {
+		return usage("--heartbeat %s must not be negative (0: the driver's default)", f.heartbeat)
+	}
+	if !(f.simSpeed >= minSimSpeed && f.simSpeed <= maxSimSpeed) { // NaN fails too
+		return usage("--sim-speed %v: give %v to %v", f.simSpeed, minSimSpeed, maxSimSpeed)
+	}
+	if f.simMeterHigh < -maxSimMeterHigh || f.simMeterHigh > maxSimMeterHigh {
+		return usage("--sim-meter-high %d: give -%d to %d per mille", f.simMeterHigh, maxSimMeterHigh, maxSimMeterHigh)
+	}
+	if f.simCarURL != "" && !isHTTPURL(f.simCarURL) {
+		return usage("--sim-car %q: want the simulated car's control URL, http://HOST:PORT", f.simCarURL)
+	}
+	return serveSettings{token: token, terms: terms, serials: serials}, nil
+}
+
+// isHTTPURL reports whether s is an absolute http or https URL with a host.
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// checkHostPort checks a HOST:PORT address to dial: a host and a port
+// number from 1 to 65535.
+func checkHostPort(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "" {
+		return errors.New("no host")
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return fmt.Errorf("port %q is not 1 to 65535", port)
 	}
 	return nil
 }
