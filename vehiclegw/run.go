@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,7 +54,7 @@ func runFlagSet(stderr io.Writer) (*flag.FlagSet, *runFlags) {
 	fs.StringVar(&f.dbcPath, "dbc", "", "DBC file to use instead of the profile's own")
 	fs.StringVar(&f.can, "can", "", "the vehicle bus, live: IFACE (SocketCAN, e.g. can0) or socketcand://HOST:PORT/BUS; the gateway reads it and sends its status on it")
 	fs.StringVar(&f.iface, "iface", "", "the PLC modem's interface: find the wall there with ISO 15118 SDP")
-	fs.StringVar(&f.wall, "wall", "", "the wall's URL instead of SDP (static set-ups), e.g. http://[fe80::1%eth1]:8080/")
+	fs.StringVar(&f.wall, "wall", "", "the wall's URL instead of SDP (static set-ups), e.g. http://[fe80::1%25eth1]:8080/ (a URL writes the zone's % as %25)")
 	fs.StringVar(&f.db, "db", "car.db", "the car's ledger (SQLite, created if missing)")
 	fs.StringVar(&f.lndRPC, "lnd-rpc", "", "the owner's lnd gRPC address (default 127.0.0.1:10009 unless --lndconnect is given)")
 	fs.StringVar(&f.lndCert, "lnd-tlscert", "", "lnd's tls.cert")
@@ -84,31 +86,13 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, f.logLevel)
+	settings, err := f.validate(os.Getenv)
 	if err != nil {
 		return err
 	}
-	if f.can == "" {
-		return fmt.Errorf("%w: --can is required: the gateway reads the car and shows its status on that bus", errUsage)
-	}
-	if (f.iface == "") == (f.wall == "") {
-		return fmt.Errorf("%w: give --iface IFACE (find the wall by SDP) or --wall URL, one of them", errUsage)
-	}
-	if !(f.simSpeed > 0) || math.IsInf(f.simSpeed, 0) {
-		return fmt.Errorf("%w: --sim-speed must be a positive number", errUsage)
-	}
-	settings := buypolicy.Settings{TargetSoCPermille: f.targetPct * 10, MaxPriceMsatPerWh: f.maxPrice,
-		EfficiencyPermille: f.efficiencyPct * 10, BudgetSessionMsat: f.budgetSession * 1000, BudgetDayMsat: f.budgetDay * 1000,
-		ReserveMsat: f.reserve * 1000, MaxPaymentMsat: f.maxPayment * 1000, MaxFeeMsat: f.maxFee * 1000,
-		PackWhFallback: f.packWh, LeadTime: f.leadTime}
-	if err := settings.Validate(); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if f.lndConnect == "" {
-		f.lndConnect = os.Getenv(lndConnectEnv)
-	}
-	if f.lndConnect == "" && f.lndRPC == "" {
-		f.lndRPC = "127.0.0.1:10009"
+	log, err := newLogger(stderr, f.logLevel)
+	if err != nil {
+		return err
 	}
 
 	binding, err := vp.LoadBinding(f.profile, f.dbcPath)
@@ -125,7 +109,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer store.Close()
 	ln, err := lndclient.Dial(ctx, lndclient.Config{RPCAddr: f.lndRPC, TLSCertPath: f.lndCert, MacaroonPath: f.lndMacaroon,
-		LndConnectURI: f.lndConnect, Logger: log})
+		LndConnectURI: f.lndConnect, Logger: log, Needs: &lndclient.PayerPermissions})
 	if err != nil {
 		return fmt.Errorf("connect to the owner's lnd: %w", err)
 	}
@@ -198,6 +182,137 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return nil
 	}
 	return err
+}
+
+// Bounds that validate sets on flags the buying policy does not bound
+// itself, and on those it multiplies into msat or per mille before the
+// policy sees them, so that no value wraps around into a valid one.
+const (
+	maxSatFlag        = buypolicy.MaxMsat / 1000
+	maxMeterSlackWh   = 1_000_000
+	maxPayTimeout     = time.Hour
+	minRunSimSpeed    = 0.001
+	maxRunSimSpeed    = 1_000
+	maxMeterTolerance = 100 // %
+)
+
+// validate checks the parsed flags, and the environment read through
+// getenv, settles their defaults and returns the buying policy's
+// settings. It opens, dials and creates nothing (it does not read the
+// profile either), so that a mistake is reported before anything starts.
+// Every error is a usage error that names the flag (or variable) at fault.
+func (f *runFlags) validate(getenv func(string) string) (buypolicy.Settings, error) {
+	usage := func(format string, a ...any) (buypolicy.Settings, error) {
+		return buypolicy.Settings{}, fmt.Errorf("%w: "+format, append([]any{errUsage}, a...)...)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return usage("--log-level %q: use debug, info, warn or error", f.logLevel)
+	}
+	if f.profile == "" {
+		return usage("--profile is empty: give a built-in profile's name or a .toml file")
+	}
+	if f.db == "" {
+		return usage("--db is empty: give the SQLite file of the car's ledger")
+	}
+	if f.can == "" {
+		return usage("--can is required: the gateway reads the car and shows its status on that bus")
+	}
+	spec, err := canbus.ParseSpec(f.can)
+	if err != nil {
+		return usage("--can: %w", err)
+	}
+	if spec.Kind == canbus.KindReplay {
+		return usage("--can %q is a recording: the gateway sends its status on the bus, so give a live one", f.can)
+	}
+	switch {
+	case (f.iface == "") == (f.wall == ""):
+		return usage("give --iface IFACE (find the wall by SDP) or --wall URL, one of them")
+	case f.iface != "" && (len(f.iface) > 15 || strings.ContainsAny(f.iface, "/: \t\n")):
+		return usage("--iface %q is not a network interface name", f.iface)
+	case f.wall != "":
+		if u, err := url.Parse(f.wall); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usage("--wall %q: want the wall's URL, such as http://[fe80::1%%25eth1]:8080/ (a URL writes a zone's %% as %%25)", f.wall)
+		}
+	}
+	if !(f.simSpeed >= minRunSimSpeed && f.simSpeed <= maxRunSimSpeed) { // NaN fails too
+		return usage("--sim-speed %v: give a positive number, %v to %v", f.simSpeed, minRunSimSpeed, maxRunSimSpeed)
+	}
+
+	// The car's lnd: an lndconnect URI, or the three flags.
+	lndFlags := f.lndRPC != "" || f.lndCert != "" || f.lndMacaroon != ""
+	from := "--lndconnect"
+	if f.lndConnect == "" {
+		f.lndConnect, from = getenv(lndConnectEnv), "$"+lndConnectEnv
+	}
+	if f.lndConnect != "" {
+		if lndFlags {
+			return usage("%s and --lnd-rpc, --lnd-tlscert or --lnd-macaroon are both given: give one or the other", from)
+		}
+		if err := lndclient.CheckLndConnect(f.lndConnect); err != nil {
+			return usage("%s: %w", from, err)
+		}
+	} else {
+		if f.lndRPC == "" {
+			f.lndRPC = "127.0.0.1:10009"
+		}
+		if host, port, err := net.SplitHostPort(f.lndRPC); err != nil || host == "" || !validPort(port) {
+			return usage("--lnd-rpc %q: want HOST:PORT of lnd's gRPC", f.lndRPC)
+		}
+		switch {
+		case f.lndCert == "":
+			return usage("--lnd-tlscert is required (lnd's tls.cert), or give --lndconnect or $%s", lndConnectEnv)
+		case f.lndMacaroon == "":
+			return usage("--lnd-macaroon is required, or give --lndconnect or $%s", lndConnectEnv)
+		}
+	}
+
+	// The flags the policy takes multiplied: bounded first, so that none
+	// wraps around into a value the policy accepts.
+	switch {
+	case f.targetPct < 1 || f.targetPct > 100:
+		return usage("--target %d: give 1 to 100 %%", f.targetPct)
+	case f.efficiencyPct != 0 && (f.efficiencyPct < 50 || f.efficiencyPct > 100):
+		return usage("--efficiency %d: give 50 to 100 %% (0: the default)", f.efficiencyPct)
+	case f.maxPrice < 1 || f.maxPrice > buypolicy.MaxPriceLimitMsatPerWh:
+		return usage("--max-price %d: give 1 to %d sat/kWh", f.maxPrice, buypolicy.MaxPriceLimitMsatPerWh)
+	case f.budgetSession < 0 || f.budgetSession > maxSatFlag:
+		return usage("--budget-session %d: give 0 (no limit) to %d sat", f.budgetSession, maxSatFlag)
+	case f.budgetDay < 0 || f.budgetDay > maxSatFlag:
+		return usage("--budget-day %d: give 0 (no limit) to %d sat", f.budgetDay, maxSatFlag)
+	case f.reserve < 0 || f.reserve > maxSatFlag:
+		return usage("--reserve %d: give 0 to %d sat", f.reserve, maxSatFlag)
+	case f.maxPayment < 1 || f.maxPayment > maxSatFlag:
+		return usage("--max-payment %d: give 1 to %d sat", f.maxPayment, maxSatFlag)
+	case f.maxFee < 0 || f.maxFee > maxSatFlag:
+		return usage("--max-fee %d: give 0 to %d sat", f.maxFee, maxSatFlag)
+	case f.packWh < 0 || f.packWh > buypolicy.MaxPackWh:
+		return usage("--pack-wh %d: give 0 (from the car) to %d Wh", f.packWh, buypolicy.MaxPackWh)
+	case f.leadTime < 0 || f.leadTime > buypolicy.MaxLeadTime:
+		return usage("--lead-time %s: give 0 (the default) to %s", f.leadTime, buypolicy.MaxLeadTime)
+	// 0 would mean the loop's default, not what the flag says.
+	case f.meterTolPct < 1 || f.meterTolPct > maxMeterTolerance:
+		return usage("--meter-tolerance %d: give 1 to %d %%", f.meterTolPct, maxMeterTolerance)
+	case f.meterSlackWh < 1 || f.meterSlackWh > maxMeterSlackWh:
+		return usage("--meter-slack-wh %d: give 1 to %d Wh", f.meterSlackWh, maxMeterSlackWh)
+	// lnd takes the payment timeout in whole seconds, and refuses 0.
+	case f.payTimeout < time.Second || f.payTimeout > maxPayTimeout:
+		return usage("--pay-timeout %s: give 1s to %s", f.payTimeout, maxPayTimeout)
+	}
+	settings := buypolicy.Settings{TargetSoCPermille: f.targetPct * 10, MaxPriceMsatPerWh: f.maxPrice,
+		EfficiencyPermille: f.efficiencyPct * 10, BudgetSessionMsat: f.budgetSession * 1000, BudgetDayMsat: f.budgetDay * 1000,
+		ReserveMsat: f.reserve * 1000, MaxPaymentMsat: f.maxPayment * 1000, MaxFeeMsat: f.maxFee * 1000,
+		PackWhFallback: f.packWh, LeadTime: f.leadTime}
+	if err := settings.Validate(); err != nil {
+		return usage("--target, --max-price, --efficiency, --budget-*, --reserve, --max-payment, --max-fee, --pack-wh or --lead-time: %w", err)
+	}
+	return settings, nil
+}
+
+// validPort reports whether port is a TCP port number, 1 to 65535.
+func validPort(port string) bool {
+	n, err := strconv.ParseUint(port, 10, 16)
+	return err == nil && n > 0
 }
 
 // clocks is the gateway's time, split for --sim-speed.
