@@ -182,13 +182,24 @@ func parse(line []byte, lenient bool) (Frame, error) {
 		return Frame{}, newLineError(line, ErrMalformed, "does not start with '$'")
 	}
 	for i, c := range line {
-		if c < ' ' || c > '~' {
+		switch {
+		case c < ' ' || c > '~':
 			return Frame{}, newLineError(line, ErrMalformed, "byte 0x%02X at offset %d is not printable ASCII", c, i)
+		case c == '$' && i > 0:
+			// The firmware starts a new line at every '$'.
+			return Frame{}, newLineError(line, ErrMalformed, "framing character '$' at offset %d: two lines run together", i)
 		}
 	}
 	body, err := checkChecksum(line, lenient)
 	if err != nil {
 		return Frame{}, err
+	}
+	// The firmware takes the first '^' or '*' for the checksum, this
+	// parser the last: one before it would be read differently.
+	for i, c := range body {
+		if c == '^' || c == '*' {
+			return Frame{}, newLineError(line, ErrMalformed, "framing character %q at offset %d before the checksum", c, i+1)
+		}
 	}
 	// body is "NAME" or "NAME f1 f2 ...", without '$' and checksum.
 	if len(body) < 2 || !validName(string(body[:2])) {
@@ -227,6 +238,12 @@ func parse(line []byte, lenient bool) (Frame, error) {
 		}
 		f.Seq = seq
 		f.Fields = f.Fields[:len(f.Fields)-1]
+	}
+	// Only the last field may be a sequence id.
+	for i, fl := range f.Fields {
+		if fl[0] == ':' {
+			return Frame{}, newLineError(line, ErrMalformed, "field %d %q starts with ':' but only the last field may be a sequence id", i+1, fl)
+		}
 	}
 	if len(f.Fields) == 0 {
 		f.Fields = nil

@@ -130,6 +130,15 @@ func TestParseLineBad(t *testing.T) {
 		{"seq zero", cs("$OK 1 :00"), ErrMalformed, "sequence id \":00\""},
 		{"seq not hex", cs("$OK :G1"), ErrMalformed, "sequence id"},
 		{"seq too long", cs("$OK :123"), ErrMalformed, "sequence id"},
+		// Found by FuzzParseLine: these parsed into frames that Append
+		// refuses, and the firmware reads them differently (a '$' starts
+		// a new command, the first '^' or '*' is the checksum).
+		{"dollar inside", cs("$OK fe 2 02$01"), ErrMalformed, "framing character '$' at offset 11"},
+		{"two lines run together", "$OK^20$NK^21", ErrMalformed, "framing character"},
+		{"caret inside", cs("$OK 1^2"), ErrMalformed, "framing character '^' at offset 5"},
+		{"star inside", cs("$OK 1*2"), ErrMalformed, "framing character '*'"},
+		{"seq not last", cs("$OK :01 5"), ErrMalformed, "field 1 \":01\" starts with ':'"},
+		{"two seqs", cs("$OK :01 :02"), ErrMalformed, "only the last field"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

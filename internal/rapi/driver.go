@@ -599,7 +599,7 @@ func (d *Driver) Status(ctx context.Context) (evse.Status, error) {
 	if err != nil {
 		return evse.Status{}, err
 	}
-	gg, err := parseInts("$GG", f.Fields, "milliamps", "millivolts")
+	gg, err := parseInts("$GG", true, f.Fields, "milliamps", "millivolts")
 	if err != nil {
 		return evse.Status{}, fmt.Errorf("rapi: %w", err)
 	}
@@ -607,7 +607,7 @@ func (d *Driver) Status(ctx context.Context) (evse.Status, error) {
 	if err != nil {
 		return evse.Status{}, err
 	}
-	gu, err := parseInts("$GU", f.Fields, "watt-seconds", "watt-hours")
+	gu, err := parseInts("$GU", false, f.Fields, "watt-seconds", "watt-hours")
 	if err != nil {
 		return evse.Status{}, fmt.Errorf("rapi: %w", err)
 	}
@@ -649,17 +649,33 @@ func (d *Driver) setCurrent(ctx context.Context, a int) (int, error) {
 	if err != nil && !errors.Is(err, ErrRefused) {
 		return 0, err
 	}
-	if len(f.Fields) == 0 {
-		return 0, fmt.Errorf("rapi: $SC %d V: reply %s carries no current: %w", a, f, err)
+	set, err := setCurrentReply(a, f, err)
+	if err == nil && set < a {
+		d.log.Info("rapi: EVSE capped the current below the request", "asked_a", a, "set_a", set)
 	}
-	set, perr := strconv.Atoi(f.Fields[0])
+	return set, err
+}
+
+// setCurrentReply reads the current the EVSE set from its reply f to
+// "$SC asked V"; refused is the error of a $NK reply, nil for $OK.
+func setCurrentReply(asked int, f Frame, refused error) (int, error) {
+	if len(f.Fields) == 0 {
+		if refused != nil {
+			return 0, fmt.Errorf("rapi: $SC %d V: reply %s carries no current: %w", asked, f, refused)
+		}
+		return 0, fmt.Errorf("rapi: $SC %d V: reply %s carries no current", asked, f)
+	}
+	// The firmware prints the current it set from a uint8_t, after
+	// clamping it to J1772's range.
+	v, perr := strconv.ParseUint(f.Fields[0], 10, 8)
+	set := int(v)
 	switch {
 	case perr != nil:
-		return 0, fmt.Errorf("rapi: $SC %d V: reply %s: %w", a, f, perr)
-	case set > a:
-		return set, fmt.Errorf("rapi: asked for at most %d A, the EVSE set %d A", a, set)
-	case set < a:
-		d.log.Info("rapi: EVSE capped the current below the request", "asked_a", a, "set_a", set)
+		return 0, fmt.Errorf("rapi: $SC %d V: reply %s: current %q is not a decimal from 0 to 255", asked, f, f.Fields[0])
+	case set < MinCurrentA:
+		return 0, fmt.Errorf("rapi: $SC %d V: reply %s: %d A is below J1772's minimum of %d A", asked, f, set, MinCurrentA)
+	case set > asked:
+		return set, fmt.Errorf("rapi: $SC %d V: asked for at most %d A, the EVSE set %d A", asked, asked, set)
 	}
 	return set, nil
 }

@@ -123,9 +123,12 @@ func ParseStateNotice(f Frame) (StateNotice, error) {
 		if n.Pilot, err = parseHexState(f.Fields[1]); err != nil {
 			return StateNotice{}, fmt.Errorf("rapi: %s: pilot state: %w", f, err)
 		}
-		if n.CurrentA, err = strconv.Atoi(f.Fields[2]); err != nil {
-			return StateNotice{}, fmt.Errorf("rapi: %s: current capacity: %w", f, err)
+		// The firmware prints the capacity from a uint8_t.
+		a, err := strconv.ParseUint(f.Fields[2], 10, 8)
+		if err != nil {
+			return StateNotice{}, fmt.Errorf("rapi: %s: current capacity %q is not a decimal from 0 to 255: %w", f, f.Fields[2], err)
 		}
+		n.CurrentA = int(a)
 		v, err := strconv.ParseUint(f.Fields[3], 16, 16)
 		if err != nil {
 			return StateNotice{}, fmt.Errorf("rapi: %s: vflags: %w", f, err)
@@ -163,8 +166,9 @@ func parseGS(fields []string) (stateReply, error) {
 	if r.EVSE, err = parseHexState(fields[0]); err != nil {
 		return stateReply{}, fmt.Errorf("$GS evse state: %w", err)
 	}
-	if r.Elapsed, err = strconv.ParseInt(fields[1], 10, 64); err != nil {
-		return stateReply{}, fmt.Errorf("$GS elapsed: %w", err)
+	// Seconds since the charge began: never negative.
+	if r.Elapsed, err = strconv.ParseInt(fields[1], 10, 64); err != nil || r.Elapsed < 0 {
+		return stateReply{}, fmt.Errorf("$GS elapsed %q is not a decimal count of seconds", fields[1])
 	}
 	if len(fields) == 4 {
 		if r.Pilot, err = parseHexState(fields[2]); err != nil {
@@ -187,15 +191,32 @@ type meterReply struct {
 	SessionWs, TotalWh   int64
 }
 
-func parseInts(cmd string, fields []string, names ...string) ([]int64, error) {
+// parseInts reads a reply's decimal fields. The firmware prints them from
+// 32-bit variables, signed (long: $GG, where -1 mA means no ammeter) or
+// unsigned (unsigned long: $GU), so a value outside that range is not
+// something it sent; refusing it also keeps the arithmetic on the values
+// (power, energy) far from overflowing.
+func parseInts(cmd string, signed bool, fields []string, names ...string) ([]int64, error) {
 	if len(fields) != len(names) {
 		return nil, fmt.Errorf("%s: want %d fields, got %d %q", cmd, len(names), len(fields), fields)
 	}
 	out := make([]int64, len(fields))
 	for i, s := range fields {
-		v, err := strconv.ParseInt(s, 10, 64)
+		var v int64
+		var err error
+		if signed {
+			v, err = strconv.ParseInt(s, 10, 32)
+		} else {
+			var u uint64
+			u, err = strconv.ParseUint(s, 10, 32)
+			v = int64(u)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("%s %s %q is not a decimal integer", cmd, names[i], s)
+			kind := "an unsigned"
+			if signed {
+				kind = "a signed"
+			}
+			return nil, fmt.Errorf("%s %s %q (field %d) is not %s 32-bit decimal integer", cmd, names[i], s, i+1, kind)
 		}
 		out[i] = v
 	}
@@ -203,8 +224,9 @@ func parseInts(cmd string, fields []string, names ...string) ([]int64, error) {
 }
 
 // WsToMWh converts watt-seconds to milliwatt-hours in integers:
-// 1 mWh = 3.6 Ws, so mWh = Ws*1000/3600 = Ws*5/18, rounded down.
-func WsToMWh(ws int64) int64 { return ws * 5 / 18 }
+// 1 mWh = 3.6 Ws, so mWh = Ws*1000/3600 = Ws*5/18, rounded toward zero.
+// It divides first so no int64 can overflow.
+func WsToMWh(ws int64) int64 { return ws/18*5 + ws%18*5/18 }
 
 // buildStatus maps the three readings to evse.Status.
 func buildStatus(gs stateReply, m meterReply) evse.Status {

@@ -1,6 +1,9 @@
 package rapi
 
 import (
+	"errors"
+	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -14,6 +17,9 @@ func TestWsToMWh(t *testing.T) {
 		{0, 0}, {3, 0}, {4, 1}, {18, 5}, {3600, 1000}, {36, 10},
 		{3_600_000, 1_000_000},         // 1 kWh
 		{4_294_967_295, 1_193_046_470}, // the firmware's uint32 maximum
+		// Ws*5 overflowed int64 and gave negative energy.
+		{math.MaxInt64, 2_562_047_788_015_215_501},
+		{-4, -1}, {-3, 0},
 	} {
 		if got := WsToMWh(tt.ws); got != tt.mwh {
 			t.Errorf("WsToMWh(%d) = %d, want %d", tt.ws, got, tt.mwh)
@@ -34,6 +40,10 @@ func TestParseStateNotice(t *testing.T) {
 		{cs("$AT 3g 03 32 0000"), StateNotice{}, "evse state"},
 		{cs("$AT 03 03 x 0000"), StateNotice{}, "current capacity"},
 		{cs("$AT 03 03 32 fffff"), StateNotice{}, "vflags"},
+		// Found by FuzzReplyValues: the firmware prints the capacity
+		// from a uint8_t, so these are noise, not currents.
+		{cs("$AT 03 03 -5 0000"), StateNotice{}, "current capacity \"-5\""},
+		{cs("$AT 03 03 256 0000"), StateNotice{}, "current capacity \"256\""},
 		{cs("$ST"), StateNotice{}, "want 1 field"},
 		{cs("$OK 1"), StateNotice{}, "not a state notice"},
 	}
@@ -102,6 +112,7 @@ func TestStatusMapping(t *testing.T) {
 func TestParseGSBad(t *testing.T) {
 	for _, fields := range [][]string{
 		nil, {"03"}, {"03", "1", "03"}, {"xx", "1"}, {"03", "-"}, {"03", "1", "zz", "0"}, {"03", "1", "03", "10000"},
+		{"03", "-1"}, // found by FuzzReplyValues: a negative charge time
 	} {
 		if _, err := parseGS(fields); err == nil {
 			t.Errorf("parseGS(%q) accepted", fields)
@@ -118,5 +129,97 @@ func TestSupervisionSeconds(t *testing.T) {
 		if got := supervisionSeconds(d); got != tt.want {
 			t.Errorf("supervisionSeconds(%s) = %d, want %d", tt.hb, got, tt.want)
 		}
+	}
+}
+
+// Found by FuzzReplyValues: meter readings were parsed as any int64, so a
+// garbled but checksummed reply overflowed the power (V*I) and the energy
+// (Ws*5) into negative numbers. The firmware prints them from 32-bit
+// variables, so anything wider is refused.
+func TestParseMeterRange(t *testing.T) {
+	tests := []struct {
+		cmd     string
+		signed  bool
+		fields  []string
+		want    []int64
+		wantErr string
+	}{
+		{"$GG", true, []string{"31950", "239800"}, []int64{31950, 239800}, ""},
+		{"$GG", true, []string{"-1", "240000"}, []int64{-1, 240000}, ""},
+		{"$GG", true, []string{"2147483647", "-2147483648"}, []int64{math.MaxInt32, math.MinInt32}, ""},
+		{"$GG", true, []string{"2147483648", "240000"}, nil, `$GG milliamps "2147483648" (field 1) is not a signed 32-bit`},
+		{"$GG", true, []string{"9223372036854775807", "9223372036854775807"}, nil, "milliamps"},
+		{"$GU", false, []string{"4294967295", "4294967295"}, []int64{math.MaxUint32, math.MaxUint32}, ""},
+		{"$GU", false, []string{"4294967296", "0"}, nil, `$GU watt-seconds "4294967296" (field 1) is not an unsigned`},
+		{"$GU", false, []string{"0", "-1"}, nil, `$GU watt-hours "-1" (field 2)`},
+		{"$GU", false, []string{"0"}, nil, "want 2 fields"},
+	}
+	for _, tt := range tests {
+		names := []string{"milliamps", "millivolts"}
+		if tt.cmd == "$GU" {
+			names = []string{"watt-seconds", "watt-hours"}
+		}
+		got, err := parseInts(tt.cmd, tt.signed, tt.fields, names...)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s %q: err %v, want %q", tt.cmd, tt.fields, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s %q: %v, %v; want %v", tt.cmd, tt.fields, got, err, tt.want)
+		}
+	}
+	// At the extremes the status still adds up.
+	st := buildStatus(stateReply{EVSE: StateC}, meterReply{CurrentMA: math.MaxInt32, VoltageMV: math.MaxInt32, SessionWs: math.MaxUint32})
+	if st.PowerW != 4_611_686_014_132 || st.SessionMWh != 1_193_046_470 {
+		t.Errorf("status at the extremes: %+v", st)
+	}
+}
+
+// Found by FuzzReplyValues: the $SC reply was read with Atoi, so a
+// negative or zero current passed as "capped below the request", and a
+// bare $OK gave a message with "%!w(<nil>)" in it.
+func TestSetCurrentReply(t *testing.T) {
+	refused := fmt.Errorf("%w: $SC 16 V answered $NK", ErrRefused)
+	tests := []struct {
+		name    string
+		line    string
+		asked   int
+		refused error
+		want    int
+		wantErr string
+		wantIs  error
+	}{
+		{"set as asked", cs("$OK 16"), 16, nil, 16, "", nil},
+		{"capped down", cs("$NK 32"), 40, refused, 32, "", nil},
+		{"clamped up to the minimum", cs("$NK 6"), 6, refused, 6, "", nil},
+		{"set above the request", cs("$NK 32"), 16, refused, 32, "rapi: $SC 16 V: asked for at most 16 A, the EVSE set 32 A", nil},
+		{"no current, $OK", "$OK^20", 16, nil, 0, "rapi: $SC 16 V: reply $OK carries no current", nil},
+		{"no current, $NK", "$NK^21", 16, refused, 0, "carries no current", ErrRefused},
+		{"negative", cs("$OK -1"), 16, nil, 0, `current "-1" is not a decimal from 0 to 255`, nil},
+		{"zero", cs("$OK 0"), 16, nil, 0, "0 A is below J1772's minimum of 6 A", nil},
+		{"too big to be a current", cs("$OK 300"), 16, nil, 0, `current "300"`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := ParseLine([]byte(tt.line))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := setCurrentReply(tt.asked, f, tt.refused)
+			if tt.wantErr == "" {
+				if err != nil || got != tt.want {
+					t.Fatalf("got %d, %v; want %d", got, err, tt.want)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "%!") {
+				t.Fatalf("err %v, want %q", err, tt.wantErr)
+			}
+			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
+				t.Errorf("err %v does not wrap %v", err, tt.wantIs)
+			}
+		})
 	}
 }
