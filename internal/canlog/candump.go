@@ -24,6 +24,7 @@ const errorFlag = 0x20000000
 func ParseCandump(line []byte, f *can.Frame) (ts time.Duration, iface []byte, err error) {
 	ts, iface, lerr := parseCandump(line, f)
 	if lerr != nil {
+		lerr.Format = Candump
 		return 0, nil, lerr
 	}
 	return ts, iface, nil
@@ -94,6 +95,13 @@ func parseCandump(line []byte, f *can.Frame) (time.Duration, []byte, *LineError)
 	iface := b[start:i]
 	if len(iface) == 0 {
 		return 0, nil, lineError(line, "missing interface name")
+	}
+	// Network interface names hold no control characters; a stray CR
+	// here is a damaged line, not an interface called "\r".
+	for _, c := range iface {
+		if c < 0x20 || c == 0x7f {
+			return 0, nil, lineError(line, "control character %s in the interface name", describeByte(c))
+		}
 	}
 	for i < len(b) && isSpace(b[i]) {
 		i++

@@ -25,17 +25,32 @@ const maxErrorText = 80
 
 // LineError describes one line that could not be parsed. Line is 1-based;
 // it is 0 when the parser was called on a lone line with no file around it.
+// Format is the parser that refused it. The message names both, then the
+// reason (which names the field) and the line:
+//
+//	canlog: candump line 6: bad hex digit 'Z' in ID: "(1600000018.846881) can0 1Z5#00"
 type LineError struct {
+	Format Format
 	Line   int
 	Reason string
 	Text   string // the line, cut to 80 bytes
 }
 
 func (e *LineError) Error() string {
-	if e.Line > 0 {
-		return fmt.Sprintf("line %d: %s: %q", e.Line, e.Reason, e.Text)
+	where := "canlog: "
+	if e.Format != 0 {
+		where += e.Format.String()
+		if e.Line > 0 {
+			where += " "
+		}
 	}
-	return fmt.Sprintf("%s: %q", e.Reason, e.Text)
+	if e.Line > 0 {
+		where += "line " + strconv.Itoa(e.Line)
+	}
+	if e.Format != 0 || e.Line > 0 {
+		where += ": "
+	}
+	return fmt.Sprintf("%s%s: %q", where, e.Reason, e.Text)
 }
 
 // lineError builds the error for line. It is only reached on the bad path,
@@ -51,14 +66,36 @@ func lineError(line []byte, format string, args ...any) *LineError {
 // clip cuts b to maxErrorText bytes without splitting a UTF-8 sequence.
 func clip(b []byte) string {
 	b = trimEOL(b)
-	if len(b) <= maxErrorText {
-		return string(b)
+	return string(cut(b, maxErrorText))
+}
+
+// cut cuts b to at most n bytes, backing off to the start of a UTF-8
+// sequence it would split. Bytes that are no UTF-8 at all (binary garbage)
+// are cut at n, not backed off to nothing.
+func cut(b []byte, n int) []byte {
+	if len(b) <= n {
+		return b
 	}
-	n := maxErrorText
-	for n > 0 && !utf8.RuneStart(b[n]) {
-		n--
+	for k := n; k > n-utf8.UTFMax && k > 0; k-- {
+		if utf8.RuneStart(b[k]) {
+			return b[:k]
+		}
 	}
-	return string(b[:n])
+	return b[:n]
+}
+
+// maxFieldText bounds a field quoted in a Reason. The line itself is in
+// Text, cut to maxErrorText, so a megabyte field must not come back in
+// full (and four times over, escaped) through the reason.
+const maxFieldText = 24
+
+// quoteField quotes a field for a Reason, cut to maxFieldText bytes
+// without splitting a UTF-8 sequence.
+func quoteField(b []byte) string {
+	if len(b) <= maxFieldText {
+		return strconv.Quote(string(b))
+	}
+	return strconv.Quote(string(cut(b, maxFieldText))) + "..."
 }
 
 // describeByte names a byte for an error message; a control character or a

@@ -1,12 +1,14 @@
 package canlog
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"go.einride.tech/can"
@@ -66,6 +68,10 @@ func TestParseCandump(t *testing.T) {
 		{name: "bad seconds", line: "(x.1) can0 123#00", reason: "bad timestamp"},
 		{name: "overflowing seconds", line: "(99999999999999999999.1) can0 123#00", reason: "bad timestamp"},
 		{name: "no close paren", line: "(1.000000 can0 123#00", reason: "missing ')'"},
+		// Found by FuzzParseCandump: a stray CR mid-line was taken for
+		// an interface called "\r".
+		{name: "control character for interface", line: "(0.0) \r 000#", reason: `control character '\r' in the interface name`},
+		{name: "control character in interface", line: "(0.0) can\x000 000#", reason: `control character '\x00'`},
 		{name: "no interface", line: "(1.000000) ", reason: "missing space"},
 		{name: "no frame", line: "(1.000000) can0", reason: "missing frame"},
 		{name: "trailing text", line: "(1.000000) can0 123#00 extra", reason: "unexpected text after the frame"},
@@ -131,6 +137,11 @@ func TestParseGVRET(t *testing.T) {
 		{name: "bad time", line: "-1,123,false,Rx,0,0,", reason: "bad time stamp"},
 		{name: "short line", line: "1,123", reason: "missing Extended column"},
 		{name: "bad length", line: "1,123,false,Rx,0,x,", reason: "bad LEN"},
+		// Found by FuzzParseGVRET: the reason quoted the whole field, so
+		// a long garbage line made an error four times its size.
+		{name: "long bad time stamp", line: strings.Repeat("\x8f", 1000) + ",123,false,Rx,0,0,",
+			reason: `bad time stamp "\x8f\x8f\x8f\x8f\x8f\x8f\x8f\x8f\x8f\x8f\x8f\x8f\x8f\x8f\x8f\x8f\x8f\x8f\x8f\x8f\x8f\x8f\x8f\x8f"... (microseconds)`},
+		{name: "long bad data column", line: "1,123,false,Rx,0,1," + strings.Repeat("é", 100), reason: `data column D1 "éééééééééééé"... is not`},
 		{name: "wide byte", line: "1,123,false,Rx,0,1,123,", reason: "is not one hex byte"},
 		{name: "empty", line: "", reason: "empty line"},
 	}
@@ -169,8 +180,34 @@ func TestLineErrorText(t *testing.T) {
 	if len(le.Text) > 80 || !strings.HasPrefix(long, le.Text) {
 		t.Errorf("Text = %q (%d bytes), want a prefix of at most 80 bytes", le.Text, len(le.Text))
 	}
-	if !strings.Contains(le.Error(), "bad hex digit") {
+	if !strings.HasPrefix(le.Error(), "canlog: candump: bad hex digit") {
 		t.Errorf("Error() = %q", le.Error())
+	}
+
+	// Binary garbage (no UTF-8 sequence starts) is cut, not dropped:
+	// the error once showed an empty line.
+	_, _, err = ParseCandump(bytes.Repeat([]byte{0x8f}, 200), &f)
+	if !errors.As(err, &le) || le.Text != strings.Repeat("\x8f", 80) {
+		t.Errorf("error for binary garbage: %v", err)
+	}
+}
+
+// The message names the package, the parser and the line, so a log record
+// says which file format and which line were bad.
+func TestLineErrorMessage(t *testing.T) {
+	tests := []struct {
+		err  LineError
+		want string
+	}{
+		{LineError{Format: Candump, Line: 6, Reason: "bad hex digit 'Z' in ID", Text: "x"}, `canlog: candump line 6: bad hex digit 'Z' in ID: "x"`},
+		{LineError{Format: GVRET, Reason: "bad LEN \"9x\"", Text: "x"}, `canlog: gvret: bad LEN "9x": "x"`},
+		{LineError{Line: 2, Reason: "empty line"}, `canlog: line 2: empty line: ""`},
+		{LineError{Reason: "empty line"}, `canlog: empty line: ""`},
+	}
+	for _, tt := range tests {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("Error() = %s, want %s", got, tt.want)
+		}
 	}
 }
 
@@ -240,44 +277,56 @@ func TestReader(t *testing.T) {
 			{line: 6, id: 0x18DAF110},
 		}},
 	}
+	// However the bytes arrive, the same lines come out. A reader that
+	// returns EOF along with its last bytes (as compress/gzip does) once
+	// lost every line after an overlong one.
+	readers := []struct {
+		name string
+		wrap func(io.Reader) io.Reader
+	}{
+		{"whole", func(r io.Reader) io.Reader { return r }},
+		{"EOF with the last bytes", iotest.DataErrReader},
+		{"one byte at a time", iotest.OneByteReader},
+	}
 	for _, tt := range tests {
-		t.Run(tt.file, func(t *testing.T) {
-			fh, err := os.Open(filepath.Join("testdata", tt.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer fh.Close()
-			r := NewReader(fh, tt.format)
-			var got []result
-			for {
-				var f can.Frame
-				_, err := r.Next(&f)
-				if err == io.EOF {
-					break
+		for _, rd := range readers {
+			t.Run(tt.file+"/"+rd.name, func(t *testing.T) {
+				data, err := os.ReadFile(filepath.Join("testdata", tt.file))
+				if err != nil {
+					t.Fatal(err)
 				}
-				var le *LineError
-				switch {
-				case errors.As(err, &le):
-					if le.Line != r.Line() {
-						t.Errorf("LineError.Line = %d, Reader.Line = %d", le.Line, r.Line())
+				r := NewReader(rd.wrap(bytes.NewReader(data)), tt.format)
+				var got []result
+				for {
+					var f can.Frame
+					_, err := r.Next(&f)
+					if err == io.EOF {
+						break
 					}
-					got = append(got, result{line: le.Line, err: le.Reason})
-				case err != nil:
-					t.Fatalf("read error: %v", err)
-				default:
-					got = append(got, result{line: r.Line(), id: f.ID})
+					var le *LineError
+					switch {
+					case errors.As(err, &le):
+						if le.Line != r.Line() {
+							t.Errorf("LineError.Line = %d, Reader.Line = %d", le.Line, r.Line())
+						}
+						got = append(got, result{line: le.Line, err: le.Reason})
+					case err != nil:
+						t.Fatalf("read error: %v", err)
+					default:
+						got = append(got, result{line: r.Line(), id: f.ID})
+					}
 				}
-			}
-			if len(got) != len(tt.want) {
-				t.Fatalf("got %d results %+v, want %d %+v", len(got), got, len(tt.want), tt.want)
-			}
-			for i := range got {
-				w, g := tt.want[i], got[i]
-				if g.line != w.line || g.id != w.id || !strings.Contains(g.err, w.err) || (w.err == "") != (g.err == "") {
-					t.Errorf("result %d = %+v, want %+v", i, g, w)
+				if len(got) != len(tt.want) {
+					t.Fatalf("got %d results %+v, want %d %+v", len(got), got, len(tt.want), tt.want)
 				}
-			}
-		})
+				for i := range got {
+					w, g := tt.want[i], got[i]
+					if g.line != w.line || g.id != w.id || !strings.Contains(g.err, w.err) || (w.err == "") != (g.err == "") {
+						t.Errorf("result %d = %+v, want %+v", i, g, w)
+					}
+				}
+			})
+		}
 	}
 }
 

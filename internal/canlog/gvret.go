@@ -29,6 +29,7 @@ func IsGVRETHeader(line []byte) bool { return bytes.HasPrefix(line, gvretHeader)
 func ParseGVRET(line []byte, f *can.Frame) (ts time.Duration, bus int, err error) {
 	ts, bus, lerr := parseGVRET(line, f)
 	if lerr != nil {
+		lerr.Format = GVRET
 		return 0, 0, lerr
 	}
 	return ts, bus, nil
@@ -76,7 +77,7 @@ func parseGVRET(line []byte, f *can.Frame) (time.Duration, int, *LineError) {
 	fld, pos, more := field(b, 0)
 	us, ok := asciinum.Decimal(fld, maxMicros)
 	if !ok {
-		return 0, 0, lineError(line, "bad time stamp %q (microseconds)", fld)
+		return 0, 0, lineError(line, "bad time stamp %s (microseconds)", quoteField(fld))
 	}
 	if !more {
 		return 0, 0, lineError(line, "missing ID column; %s", columns)
@@ -100,7 +101,7 @@ func parseGVRET(line []byte, f *can.Frame) (time.Duration, int, *LineError) {
 		f.IsExtended = true
 	case equalFold(fld, "false"), equalFold(fld, "0"):
 	default:
-		return 0, 0, lineError(line, "Extended must be true or false, not %q", fld)
+		return 0, 0, lineError(line, "Extended must be true or false, not %s", quoteField(fld))
 	}
 	if lerr := checkID(line, id, f.IsExtended); lerr != nil {
 		return 0, 0, lerr
@@ -120,7 +121,7 @@ func parseGVRET(line []byte, f *can.Frame) (time.Duration, int, *LineError) {
 	fld, pos, more = field(b, pos)
 	bus, ok := asciinum.Decimal(fld, 255)
 	if !ok {
-		return 0, 0, lineError(line, "bad Bus %q", fld)
+		return 0, 0, lineError(line, "bad Bus %s", quoteField(fld))
 	}
 
 	if !more {
@@ -129,7 +130,7 @@ func parseGVRET(line []byte, f *can.Frame) (time.Duration, int, *LineError) {
 	fld, pos, more = field(b, pos)
 	n, ok := asciinum.Decimal(fld, 99)
 	if !ok {
-		return 0, 0, lineError(line, "bad LEN %q", fld)
+		return 0, 0, lineError(line, "bad LEN %s", quoteField(fld))
 	}
 	if n > can.MaxDataLength {
 		return 0, 0, lineError(line, "data length %d exceeds 8", n)
@@ -149,7 +150,7 @@ func parseGVRET(line []byte, f *can.Frame) (time.Duration, int, *LineError) {
 			return 0, 0, lineError(line, "more than 8 data columns")
 		}
 		if len(fld) == 0 || len(fld) > 2 {
-			return 0, 0, lineError(line, "data column D%d %q is not one hex byte", k+1, fld)
+			return 0, 0, lineError(line, "data column D%d %s is not one hex byte", k+1, quoteField(fld))
 		}
 		var v byte
 		for _, c := range fld {

@@ -67,14 +67,20 @@ func (r *Reader) Reset(src io.Reader) {
 // of it is skipped, so no line can overflow the scanner's buffer.
 func (r *Reader) split(data []byte, atEOF bool) (int, []byte, error) {
 	if r.discard {
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			r.discard = false
-			return i + 1, nil, nil
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			if atEOF {
+				r.discard = false
+			}
+			return len(data), nil, nil
 		}
-		if atEOF {
-			r.discard = false
-		}
-		return len(data), nil, nil
+		// Go on with the next line in the same call: bufio.Scanner stops
+		// at the first call that returns no token once the reader has
+		// reported EOF, which a reader may do along with its last bytes,
+		// and the lines after the overlong one would be lost.
+		r.discard = false
+		n, tok, err := r.split(data[i+1:], atEOF)
+		return i + 1 + n, tok, err
 	}
 	limit := min(len(data), MaxLine+1)
 	if i := bytes.IndexByte(data[:limit], '\n'); i >= 0 {
@@ -106,7 +112,7 @@ func (r *Reader) Next(f *can.Frame) (time.Duration, error) {
 		r.line++
 		b := r.sc.Bytes()
 		if r.tooLong {
-			return 0, &LineError{Line: r.line, Reason: fmt.Sprintf("line longer than %d bytes", MaxLine), Text: clip(b)}
+			return 0, &LineError{Format: r.format, Line: r.line, Reason: fmt.Sprintf("line longer than %d bytes", MaxLine), Text: clip(b)}
 		}
 		if len(trimEOL(b)) == 0 {
 			continue
@@ -127,7 +133,7 @@ func (r *Reader) Next(f *can.Frame) (time.Duration, error) {
 			return 0, fmt.Errorf("canlog: unknown format %v", r.format)
 		}
 		if lerr != nil {
-			lerr.Line = r.line
+			lerr.Format, lerr.Line = r.format, r.line
 			return 0, lerr
 		}
 		return ts, nil
