@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"slices"
 	"time"
 )
 
@@ -29,6 +30,9 @@ const byteOrderMagic = 0x1A2B3C4D
 // maxBlockLen bounds a block so a garbage length cannot make the reader
 // allocate gigabytes; real blocks are at most a few hundred kilobytes.
 const maxBlockLen = 16 << 20
+
+// readChunk is how much of a block the reader makes room for at a time.
+const readChunk = 4 << 10
 
 // Option codes used in interface description blocks.
 const (
@@ -215,16 +219,22 @@ func (rd *Reader) readBlock() (typ uint32, body []byte, start int64, err error) 
 	if isSHB {
 		got = 12
 	}
-	if cap(rd.buf) < int(total) {
-		rd.buf = make([]byte, int(total))
+	// The buffer grows only as the block's bytes arrive, a chunk at a
+	// time: a garbage length in a short file must not cost megabytes up
+	// front (maxBlockLen alone still allows 16 MiB).
+	whole := append(rd.buf[:0], hdr[:got]...)
+	for len(whole) < int(total) {
+		chunk := min(int(total)-len(whole), readChunk)
+		whole = slices.Grow(whole, chunk)
+		n, err := io.ReadFull(rd.r, whole[len(whole):len(whole)+chunk])
+		whole = whole[:len(whole)+n]
+		rd.off += int64(n)
+		if err != nil {
+			rd.buf = whole
+			return 0, nil, start, rd.readErr(start, fmt.Sprintf("block of %d bytes cut after %d", total, len(whole)), err)
+		}
 	}
-	whole := rd.buf[:int(total)]
-	copy(whole, hdr[:got])
-	n, err = io.ReadFull(rd.r, whole[got:])
-	rd.off += int64(n)
-	if err != nil {
-		return 0, nil, start, rd.readErr(start, fmt.Sprintf("block of %d bytes cut after %d", total, got+n), err)
-	}
+	rd.buf = whole
 	if trail := rd.order.Uint32(whole[total-4:]); trail != total {
 		return 0, nil, start, &FormatError{Offset: start + int64(total) - 4, Msg: fmt.Sprintf("trailing block length %d differs from leading %d", trail, total)}
 	}
@@ -336,6 +346,9 @@ func (rd *Reader) enhanced(body []byte, start int64) (Packet, error) {
 	}
 	ifc := rd.ifaces[id]
 	ts := uint64(rd.order.Uint32(body[4:8]))<<32 | uint64(rd.order.Uint32(body[8:12]))
+	if ts/ifc.unitsPerSecond > maxUnixSeconds {
+		return Packet{}, &FormatError{Offset: start + 12, Msg: fmt.Sprintf("timestamp of %d units of 1/%d s is after the year 9999", ts, ifc.unitsPerSecond)}
+	}
 	capLen := rd.order.Uint32(body[12:16])
 	origLen := rd.order.Uint32(body[16:20])
 	if uint64(capLen) > uint64(len(body)-20) {
@@ -378,6 +391,11 @@ func (rd *Reader) simple(body []byte, start int64) (Packet, error) {
 		Data:           append([]byte(nil), body[4:4+n]...),
 	}, nil
 }
+
+// maxUnixSeconds is the last second of the year 9999. No capture is
+// later, and time.Time cannot hold 64-bit counts of seconds at all: beyond
+// the int64 range they came back as times before 1970.
+const maxUnixSeconds = 253402300799
 
 // timestamp converts a count of 1/ups seconds since the epoch. The fraction
 // goes through a 128-bit product so fine resolutions cannot overflow.

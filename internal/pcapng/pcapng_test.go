@@ -11,12 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"satwatt/internal/fuzzcheck"
 	"satwatt/internal/vehicledata"
 )
 
 // readHex loads a testdata file written as annotated hex: whitespace is
 // ignored and '#' starts a comment, so the test inputs stay reviewable.
-func readHex(t *testing.T, name string) []byte {
+func readHex(t testing.TB, name string) []byte {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
@@ -98,6 +99,12 @@ func TestReadErrors(t *testing.T) {
 		{"caplen-overrun.hex", 68, "captured length 200", false},
 		{"spb-first.hex", 28, "before any interface", false},
 		{"bad-option.hex", 44, "option 9 of 64 bytes", false},
+		// Found by FuzzReadAll's seeds: a 64-bit count of seconds came
+		// back as a time before 1970.
+		{"timestamp-overflow.hex", 72, "timestamp of 18446744073709551615 units of 1/1 s is after the year 9999", false},
+		// A block claiming the largest length, in a short file: refused
+		// as cut short, without allocating 16 MiB first.
+		{"max-length.hex", 28, "block of 16777216 bytes cut after 16", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -114,6 +121,13 @@ func TestReadErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Found by FuzzReadAll: the reader allocated a block's whole length before
+// reading it, 16 MiB for a 44-byte file. It grows the buffer as bytes come.
+func TestReadDoesNotTrustBlockLength(t *testing.T) {
+	in := readHex(t, "max-length.hex")
+	fuzzcheck.Alloc(t, "ReadAll", len(in), 32, 64<<10, func() { _, _ = ReadAll(bytes.NewReader(in)) })
 }
 
 // A reader error that is not an early end is passed through, wrapped.
