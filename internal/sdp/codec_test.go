@@ -23,7 +23,7 @@ func unhex(t testing.TB, s string) []byte {
 }
 
 // sdpDatagrams returns the UDP datagrams to or from port 15118 in a capture.
-func sdpDatagrams(t *testing.T, path string) []pcapng.UDPDatagram {
+func sdpDatagrams(t testing.TB, path string) []pcapng.UDPDatagram {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
