@@ -229,6 +229,50 @@ func parseTimestamp(b []byte) (time.Time, bool) {
 	return time.Unix(int64(sec), ns), true
 }
 
+// parseSendElement reads the fields of `send ID LEN B0 .. Bn` or
+// `sendrtr ID LEN`, the commands a client transmits a frame with; fs[0] is
+// the command. reason says what is wrong, or is empty.
+func parseSendElement(fs [][]byte) (f can.Frame, reason string) {
+	if len(fs) < 3 {
+		return can.Frame{}, "usage: " + string(fs[0]) + " ID LEN [BYTES]"
+	}
+	remote := string(fs[0]) == "sendrtr"
+	id, ext, reason := parseID(fs[1])
+	if reason != "" {
+		return can.Frame{}, reason
+	}
+	n, ok := asciinum.Decimal(fs[2], 255)
+	if !ok || n > can.MaxDataLength {
+		return can.Frame{}, "length must be 0 to 8"
+	}
+	f = can.Frame{ID: id, IsExtended: ext, IsRemote: remote, Length: uint8(n)}
+	data := fs[3:]
+	if remote {
+		if len(data) != 0 {
+			return can.Frame{}, "sendrtr takes no data bytes"
+		}
+		return f, ""
+	}
+	if len(data) != int(n) {
+		return can.Frame{}, fmt.Sprintf("length is %d but %d data bytes follow", n, len(data))
+	}
+	for i, tok := range data {
+		if len(tok) == 0 || len(tok) > 2 {
+			return can.Frame{}, fmt.Sprintf("data byte %d is not 1 or 2 hex digits", i+1)
+		}
+		var v byte
+		for _, c := range tok {
+			d, ok := asciinum.HexDigit(c)
+			if !ok {
+				return can.Frame{}, fmt.Sprintf("bad hex digit in data byte %d", i+1)
+			}
+			v = v<<4 | d
+		}
+		f.Data[i] = v
+	}
+	return f, ""
+}
+
 const hexDigits = "0123456789ABCDEF"
 
 func appendHexByte(b []byte, v byte) []byte {

@@ -14,7 +14,6 @@ import (
 
 	"go.einride.tech/can"
 
-	"satwatt/internal/asciinum"
 	"satwatt/internal/clock"
 )
 
@@ -342,7 +341,15 @@ func (ss *session) sendLast(b []byte) {
 	ss.send(reply{b: b, close: true})
 }
 
+// maxErrorText keeps an error reply within MaxElement, which is all a
+// client accepts: "< error " and " >" take ten bytes.
+const maxErrorText = MaxElement - 10
+
 func (ss *session) errorReply(text string) {
+	// The text may quote what the client sent, up to a whole element.
+	if len(text) > maxErrorText {
+		text = text[:maxErrorText-3] + "..."
+	}
 	b := make([]byte, 0, len(text)+12)
 	b = append(b, "< error "...)
 	for i := 0; i < len(text); i++ {
@@ -379,7 +386,7 @@ func (ss *session) handle(el []byte) bool {
 	}
 	switch cmd {
 	case "send", "sendrtr":
-		ss.sendFrame(cmd == "sendrtr", fs)
+		ss.sendFrame(fs)
 	case "echo":
 		ss.send(reply{b: []byte("< echo >")})
 	case "rawmode":
@@ -426,51 +433,12 @@ func (ss *session) open(fs [][]byte) bool {
 	return true
 }
 
-// sendFrame parses `send ID LEN B0 .. Bn` (or `sendrtr ID LEN`) and puts
-// the frame on the bus.
-func (ss *session) sendFrame(remote bool, fs [][]byte) {
-	if len(fs) < 3 {
-		ss.errorReply("usage: " + string(fs[0]) + " ID LEN [BYTES]")
-		return
-	}
-	id, ext, reason := parseID(fs[1])
+// sendFrame puts the frame of a `send` or `sendrtr` command on the bus.
+func (ss *session) sendFrame(fs [][]byte) {
+	f, reason := parseSendElement(fs)
 	if reason != "" {
 		ss.errorReply(reason)
 		return
-	}
-	n, ok := asciinum.Decimal(fs[2], 255)
-	if !ok || n > can.MaxDataLength {
-		ss.errorReply("length must be 0 to 8")
-		return
-	}
-	f := can.Frame{ID: id, IsExtended: ext, IsRemote: remote, Length: uint8(n)}
-	data := fs[3:]
-	if remote {
-		if len(data) != 0 {
-			ss.errorReply("sendrtr takes no data bytes")
-			return
-		}
-	} else {
-		if len(data) != int(n) {
-			ss.errorReply(fmt.Sprintf("length is %d but %d data bytes follow", n, len(data)))
-			return
-		}
-		for i, tok := range data {
-			if len(tok) == 0 || len(tok) > 2 {
-				ss.errorReply(fmt.Sprintf("data byte %d is not 1 or 2 hex digits", i+1))
-				return
-			}
-			var v byte
-			for _, c := range tok {
-				d, ok := asciinum.HexDigit(c)
-				if !ok {
-					ss.errorReply(fmt.Sprintf("bad hex digit in data byte %d", i+1))
-					return
-				}
-				v = v<<4 | d
-			}
-			f.Data[i] = v
-		}
 	}
 	var from *member
 	if ss.state == stateRaw {

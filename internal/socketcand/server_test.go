@@ -233,6 +233,9 @@ func TestMalformedCommands(t *testing.T) {
 		{"< subscribe 0 0 123 >", "error subscribe is a BCM command"},
 		{"< >", "error empty command"},
 		{"< fly me to the moon >", "error unknown command fly"},
+		// Found by FuzzServe: the error quoting a 250-byte command was
+		// longer than the 256 bytes a client accepts.
+		{"< " + strings.Repeat("x", 250) + " >", "error unknown command xxxxxxxx"},
 		{"garbage< echo >", "error unexpected text outside"},
 	}
 	for _, tt := range tests {
