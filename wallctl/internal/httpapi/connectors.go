@@ -53,13 +53,15 @@ func NewWall(cfg Config, conns []Connector, h History) (http.Handler, error) {
 		}
 		r.Mount("/c/"+k, sub)
 	}
-	r.With(middleware.Timeout(cfg.RequestTimeout)).Get("/api/connectors", func(w http.ResponseWriter, _ *http.Request) {
-		out := make([]chargepoint.Status, len(conns))
-		for i, c := range conns {
-			out[i] = c.Wall.Status()
-		}
-		writeJSON(w, http.StatusOK, out)
-	})
+	if cfg.Side != CarSide {
+		r.With(middleware.Timeout(cfg.RequestTimeout)).Get("/api/connectors", func(w http.ResponseWriter, _ *http.Request) {
+			out := make([]chargepoint.Status, len(conns))
+			for i, c := range conns {
+				out[i] = c.Wall.Status()
+			}
+			writeJSON(w, http.StatusOK, out)
+		})
+	}
 	r.Mount("/", root)
 	return r, nil
 }

@@ -78,7 +78,27 @@ type Config struct {
 	// live page's stream carry it. ConnectorName labels the live page.
 	PathPrefix    string
 	ConnectorName string
+	// Side says which routes this handler serves: both (one listener for
+	// everything), or the car's side and the owner's on listeners of
+	// their own (the charging cable's PLC interface and the LAN).
+	Side Side
 }
+
+// Side is a set of routes by who uses them.
+type Side int
+
+const (
+	// BothSides: every route on one listener.
+	BothSides Side = iota
+	// CarSide: what a car on the charging cable uses: the LNURL offer,
+	// callback and verify, the status and its stream, receipts and the
+	// buyer's stop. Not the pages, the owner's API or the metrics.
+	CarSide
+	// OwnerSide: the pages, history, settings, metrics and the owner's
+	// API, with the status and receipts; not the LNURL routes, so an
+	// invoice can be had only over the cable.
+	OwnerSide
+)
 
 // SimVehicle is the simulated EVSE's built-in vehicle (a demo and test
 // feature).
@@ -149,27 +169,34 @@ func New(cfg Config, w Wall, h History) (http.Handler, error) {
 	// The streams run as long as the client listens; everything else is
 	// bounded.
 	r.Get("/api/status/stream", a.stream)
+	car, owner := cfg.Side != OwnerSide, cfg.Side != CarSide
 	r.Group(func(r chi.Router) {
 		r.Use(middleware.Timeout(cfg.RequestTimeout))
 		r.Get("/healthz", a.health)
-		r.Get("/metrics", a.metrics)
-		r.Get("/lnurlp", a.payRequest)
-		r.Get("/lnurlp/{session}/callback", a.callback)
-		r.Get("/lnurlp/verify/{hash}", a.verify)
 		r.Get("/api/status", a.status)
 		r.Get("/api/sessions/{id}", a.receipt)
+		// The receipt page is the LNURL success action's URL.
+		r.Get("/sessions/{id}", a.receiptPage)
+		r.Handle("/static/*", web.Static())
+		if car {
+			r.Get("/lnurlp", a.payRequest)
+			r.Get("/lnurlp/{session}/callback", a.callback)
+			r.Get("/lnurlp/verify/{hash}", a.verify)
+			r.Post("/api/sessions/{id}/buyer-stop", a.buyerStop)
+		}
+		if !owner {
+			return
+		}
+		r.Get("/metrics", a.metrics)
 		r.Get("/api/history", a.history)
 		r.Get("/api/sessions/{id}/series", a.series)
 		r.Get("/api/settings", a.getSettings)
 		r.Get("/", a.livePage)
 		r.Get("/history", a.historyPage)
 		r.Get("/history.csv", a.historyCSV)
-		r.Get("/sessions/{id}", a.receiptPage)
 		r.Get("/settings", a.settingsPage)
 		// The form carries the token in its body, checked by the handler.
 		r.Post("/settings", a.postSettings)
-		r.Handle("/static/*", web.Static())
-		r.Post("/api/sessions/{id}/buyer-stop", a.buyerStop)
 		r.Group(func(r chi.Router) {
 			r.Use(a.requireToken)
 			r.Post("/api/price", a.setPrice)

@@ -342,3 +342,50 @@ func TestWallWithConnectors(t *testing.T) {
 		t.Errorf("stop reached connector 1 %q, connector 2 %q; want only connector 2", walls[0].stopped, walls[1].stopped)
 	}
 }
+
+// TestSides: with a PLC interface the wall serves the car and the owner on
+// listeners of their own; each side has its routes and not the other's, so
+// that an invoice can be had only over the cable and the pages and the
+// owner's API only on the LAN.
+func TestSides(t *testing.T) {
+	routes := []struct {
+		method, path string
+		car, owner   bool // served on that side
+	}{
+		{"GET", "/healthz", true, true},
+		{"GET", "/api/status", true, true},
+		{"GET", "/api/sessions/s1", true, true},
+		{"GET", "/sessions/s1", true, true},
+		{"GET", "/lnurlp", true, false},
+		{"GET", "/lnurlp/s1/callback?amount=1000", true, false},
+		{"GET", "/lnurlp/verify/00", true, false},
+		{"POST", "/api/sessions/s1/buyer-stop", true, false},
+		{"GET", "/", false, true},
+		{"GET", "/history", false, true},
+		{"GET", "/settings", false, true},
+		{"GET", "/metrics", false, true},
+		{"GET", "/api/history", false, true},
+		{"POST", "/api/price", false, true},
+		{"POST", "/api/settings", false, true},
+	}
+	for _, side := range []struct {
+		name string
+		side Side
+	}{{"both", BothSides}, {"car", CarSide}, {"owner", OwnerSide}} {
+		h, err := New(Config{Token: token, Side: side.side}, &fakeWall{}, fakeHistory{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range routes {
+			want := side.side == BothSides || side.side == CarSide && r.car || side.side == OwnerSide && r.owner
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(r.method, r.path, strings.NewReader("{}")))
+			// The router's own answer for a path it does not route; a
+			// handler's 404 (no such session) is a page or JSON.
+			unrouted := rec.Code == http.StatusNotFound && rec.Body.String() == "404 page not found\n"
+			if served := !unrouted; served != want {
+				t.Errorf("%s side: %s %s answered %d (%q), want served %v", side.name, r.method, r.path, rec.Code, rec.Body.String(), want)
+			}
+		}
+	}
+}
