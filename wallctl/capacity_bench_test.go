@@ -109,7 +109,9 @@ func capacityRun(b *testing.B, bin string, lnd []string, payer *carpay.Payer, n 
 	db := filepath.Join(b.TempDir(), "wall.db")
 	w := startWall(b, bin, append([]string{"--db", db, "--evse", "sim", "--connectors", strconv.Itoa(n),
 		"--price", strconv.Itoa(capacityPrice), "--increment-wh", strconv.Itoa(capacityIncWh),
-		"--first-multiple", strconv.Itoa(capacityFirst), "--grace-wh", "2", "--log-level", "warn"}, lnd...)...)
+		"--first-multiple", strconv.Itoa(capacityFirst), "--grace-wh", "2", "--log-level", "warn",
+		// Every simulated car dials from this one host.
+		"--max-conns-per-host", "2048"}, lnd...)...)
 	defer func() {
 		w.cmd.Process.Signal(syscall.SIGTERM)
 		w.cmd.Wait()

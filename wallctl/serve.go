@@ -39,6 +39,7 @@ type serveFlags struct {
 	simMeterHigh                              int64
 	price, increment, firstMultiple, grace    int64
 	maxCurrentA, maxOpenInvoices, connectors  int
+	maxConns, maxConnsPerHost, plcPort        int
 	unpaidTimeout, invoiceExpiry              time.Duration
 	heartbeat                                 time.Duration
 }
@@ -47,9 +48,10 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	f := &serveFlags{}
 	fs := subcmd.NewFlagSet("wallctl", "serve", stderr)
 	fs.StringVar(&f.db, "db", "wall.db", "SQLite database of sessions (created if missing)")
-	fs.StringVar(&f.listen, "listen", "[::]:8080", "HTTP address for LNURL, status, metrics and the page")
+	fs.StringVar(&f.listen, "listen", "[::]:8080", "HTTP address of the page, the owner's API and metrics (and of the car's routes unless --sdp-iface is given)")
 	fs.StringVar(&f.publicURL, "public-url", "", "base URL handed to the car (default: built from each request's Host)")
-	fs.StringVar(&f.sdpIface, "sdp-iface", "", "answer ISO 15118 SDP on this interface (the powerline modem); empty: no SDP")
+	fs.StringVar(&f.sdpIface, "sdp-iface", "", "answer ISO 15118 SDP on this interface (the powerline modem) and serve the car there only, on --plc-port; empty: no SDP, the car's routes on --listen")
+	fs.IntVar(&f.plcPort, "plc-port", 8081, "with --sdp-iface: the port of the car's routes on that interface's link-local address")
 	fs.StringVar(&f.lndRPC, "lnd-rpc", "", "the wall's lnd gRPC address (default 127.0.0.1:10009 unless --lndconnect is given)")
 	fs.StringVar(&f.lndCert, "lnd-tlscert", "", "lnd's tls.cert")
 	fs.StringVar(&f.lndMacaroon, "lnd-macaroon", "", "a macaroon with info:read, invoices:read and invoices:write (see the README)")
@@ -66,6 +68,8 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.Int64Var(&f.grace, "grace-wh", 10, "energy delivered beyond what is paid before the EVSE is suspended, Wh")
 	fs.IntVar(&f.maxCurrentA, "max-current", 32, "current the EVSE is enabled at, A")
 	fs.IntVar(&f.maxOpenInvoices, "max-open-invoices", 3, "unpaid invoices one session may hold")
+	fs.IntVar(&f.maxConns, "max-conns", 2048, "HTTP connections held open at once, in all; more are closed at once")
+	fs.IntVar(&f.maxConnsPerHost, "max-conns-per-host", 64, "HTTP connections held open at once from one address, so one peer cannot take every slot")
 	fs.DurationVar(&f.unpaidTimeout, "unpaid-timeout", 10*time.Minute, "end a session that waits this long for a payment")
 	fs.DurationVar(&f.invoiceExpiry, "invoice-expiry", 2*time.Minute, "how long an invoice can be paid")
 	fs.DurationVar(&f.heartbeat, "heartbeat", 0, "openevse only: heartbeat supervision interval (0: the driver's default)")
@@ -165,20 +169,42 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		}
 	}
-	h, err := httpapi.NewWall(httpapi.Config{Token: token, PublicURL: f.publicURL, Logger: log}, conns, store)
+	hcfg := httpapi.Config{Token: token, PublicURL: f.publicURL, Logger: log}
+	if f.sdpIface != "" {
+		hcfg.Side = httpapi.OwnerSide
+	}
+	h, err := httpapi.NewWall(hcfg, conns, store)
 	if err != nil {
 		return err
 	}
-	lis, err := net.Listen("tcp", f.listen)
+	inner, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", f.listen, err)
 	}
+	if f.sdpIface != "" {
+		inner = notOver{Listener: inner, iface: f.sdpIface, log: log}
+	}
+	lis := bounded(inner, f, log)
 	srv := httpapi.NewServer(f.listen, h)
+	var plcLis net.Listener
+	var plcSrv *http.Server
+	if f.sdpIface != "" {
+		if plcLis, err = listenPLC(ctx, f.sdpIface, f.plcPort, 10*time.Second); err != nil {
+			return err
+		}
+		hcfg.Side = httpapi.CarSide
+		carH, err := httpapi.NewWall(hcfg, conns, store)
+		if err != nil {
+			return err
+		}
+		plcLis = bounded(plcLis, f, log)
+		plcSrv = httpapi.NewServer(plcLis.Addr().String(), carH)
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 2+len(cps))
+	errc := make(chan error, 3+len(cps))
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -187,10 +213,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}()
 	if f.sdpIface != "" {
-		_, port, _ := net.SplitHostPort(lis.Addr().String())
-		var p uint16
-		fmt.Sscan(port, &p)
-		r, err := sdp.NewResponder(sdp.ResponderConfig{Iface: f.sdpIface, ServerPort: p,
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := plcSrv.Serve(plcLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("http for the car on %s: %w", f.sdpIface, err)
+			}
+		}()
+		r, err := sdp.NewResponder(sdp.ResponderConfig{Iface: f.sdpIface, ServerPort: uint16(plcLis.Addr().(*net.TCPAddr).Port),
 			Security: sdp.SecurityNone, Transport: sdp.TransportTCP, Logger: log})
 		if err != nil {
 			return fmt.Errorf("%w: --sdp-iface: %v", subcmd.ErrUsage, err)
@@ -210,8 +240,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			errc <- cp.Run(ctx)
 		}()
 	}
-	fmt.Fprintf(stdout, "wallctl: serving on http://%s (status /api/status, LNURL /lnurlp), EVSE %s, database %s\n",
-		lis.Addr(), f.evseKind, f.db)
+	if plcLis != nil {
+		fmt.Fprintf(stdout, "wallctl: serving the page on http://%s and the car (LNURL /lnurlp, status) on http://%s, announced by SDP on %s; EVSE %s, database %s\n",
+			lis.Addr(), plcLis.Addr(), f.sdpIface, f.evseKind, f.db)
+	} else {
+		fmt.Fprintf(stdout, "wallctl: serving on http://%s (status /api/status, LNURL /lnurlp), EVSE %s, database %s\n",
+			lis.Addr(), f.evseKind, f.db)
+	}
 	if len(cps) > 1 {
 		fmt.Fprintf(stdout, "wallctl: %d connectors, each below /c/1 ... /c/%d (connector 1 also at /); all of them at /api/connectors\n",
 			len(cps), len(cps))
@@ -226,11 +261,36 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	shutCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
 	defer done()
 	srv.Shutdown(shutCtx)
+	if plcSrv != nil {
+		plcSrv.Shutdown(shutCtx)
+	}
 	wg.Wait()
 	if runErr != nil {
 		return runErr
 	}
 	return nil
+}
+
+// refusalLog logs connections closed for a bound, at most one line a
+// minute with the count since the last, so a flood does not flood the log.
+func refusalLog(log *slog.Logger) func(remote string, total bool) {
+	var mu sync.Mutex
+	var last time.Time
+	var n int
+	return func(remote string, total bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		if time.Since(last) < time.Minute {
+			return
+		}
+		bound := "--max-conns-per-host"
+		if total {
+			bound = "--max-conns"
+		}
+		log.Warn("wallctl: HTTP connections closed at once: over a bound", "bound", bound, "latest_from", remote, "closed", n)
+		last, n = time.Now(), 0
+	}
 }
 
 // lndConnectEnv carries the wall's lndconnect URI, so the macaroon stays
@@ -254,6 +314,7 @@ const (
 	maxFirstMultiple  = 1_000
 	maxGraceWh        = 1_000_000
 	maxOpenInvoices   = 100
+	maxConns          = 100_000 // each one is a file descriptor
 	minSimSpeed       = 0.001
 	maxSimSpeed       = 1_000
 	maxSimMeterHigh   = 1_000 // per mille, the simulated EVSE's own bound
@@ -330,6 +391,12 @@ func (f *serveFlags) validate(getenv func(string) string) (serveSettings, error)
 		return usage("--invoice-expiry %s: an invoice must stay payable for a second at least", f.invoiceExpiry)
 	case f.maxOpenInvoices < 1 || f.maxOpenInvoices > maxOpenInvoices:
 		return usage("--max-open-invoices %d: give 1 to %d", f.maxOpenInvoices, maxOpenInvoices)
+	case f.maxConns < 1 || f.maxConns > maxConns:
+		return usage("--max-conns %d: give 1 to %d", f.maxConns, maxConns)
+	case f.plcPort < 0 || f.plcPort > 65535:
+		return usage("--plc-port %d: give 0 (any) to 65535", f.plcPort)
+	case f.maxConnsPerHost < 1 || f.maxConnsPerHost > f.maxConns:
+		return usage("--max-conns-per-host %d: give 1 to --max-conns (%d)", f.maxConnsPerHost, f.maxConns)
 	}
 	terms := metering.Terms{PriceMsatPerWh: f.price, IncrementWh: f.increment, FirstMultiple: f.firstMultiple,
 		GraceWh: f.grace, UnpaidTimeout: f.unpaidTimeout}

@@ -86,6 +86,7 @@ func TestSystemPriceAboveLimit(t *testing.T) {
 	cfg.PriceSat = 500
 	cfg.CarArgs = []string{"--max-price", "300"}
 	s := startSite(t, cfg)
+	checkSides(t, s)
 	if err := s.Plug(t.Context()); err != nil {
 		t.Fatal(err)
 	}
