@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -43,6 +44,14 @@ type hostileCase struct {
 	// delivered the moment it is paid: the credit is gone at once, while
 	// the car measures nothing on its bus.
 	claimPaidEnergy bool
+
+	// offerTrick bends the pay request itself, so the car never gets an
+	// offer: "oversized" (a 2 MB answer), "redirect" (to another origin,
+	// which serves an honest-looking offer whose callback is there too) or
+	// "stall" (no answer at all). The car keeps trying, shows WALL_ERROR
+	// while it negotiates, and says why in its log (wantLog).
+	offerTrick string
+	wantLog    string
 
 	wantCode      string // the car's error code once it stops buying
 	wantPaid      int    // honest invoices the car pays before it stops
@@ -109,10 +118,60 @@ func TestRegtestHostileWall(t *testing.T) {
 		name: "invoice_spam", maxPowerW: 3_600, claimPaidEnergy: true,
 		wantCode: "METER_MISMATCH", wantPaid: 1, wantRefusal: "METER_MISMATCH", wantDetail: "the car measured",
 		wantCallbacks: 1,
+	}, {
+		name: "oversized_offer", offerTrick: "oversized",
+		wantCode: "WALL_ERROR", wantLog: "response body too large",
+	}, {
+		name: "offer_redirected_to_another_host", offerTrick: "redirect",
+		wantCode: "WALL_ERROR", wantLog: "points to another host",
+	}, {
+		name: "offer_stalls", offerTrick: "stall",
+		wantCode: "WALL_ERROR", wantLog: "deadline exceeded",
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { env.run(t, tc) })
 	}
+}
+
+// runOfferTrick: a wall whose pay request is bent never gets the car to
+// the callback. The car keeps negotiating with WALL_ERROR shown, asks for
+// no invoice, pays nothing, and its log says what was wrong.
+func (env *hostileEnv) runOfferTrick(t *testing.T, tc hostileCase) {
+	w := newHostileWall(t, tc, env.wall, env.mallory)
+	busAddr, ctlAddr := startSimcar(t, env.vgw)
+	before := carPayments(t, env.carNode)
+	car := startProc(t, []string{"VEHICLEGW_LNDCONNECT=" + env.carURI}, env.vgw, "run",
+		"--can", "socketcand://"+busAddr+"/sim0", "--wall", w.srv.URL+"/", "--db", filepath.Join(t.TempDir(), "car.db"),
+		"--target", "80", "--max-price", "200", "--max-payment", "100", "--json", "--log-level", "debug")
+	httpDo(t, "POST", "http://"+ctlAddr+"/plug", regtestSimcarToken)
+	shows := func() bool {
+		st := lastStatus(t, car)
+		return st != nil && st["state"] == "NEGOTIATING" && st["error"] == tc.wantCode
+	}
+	if !pollUntil(45*time.Second, shows) {
+		t.Errorf("the car does not show NEGOTIATING/%s within 45 s: %v", tc.wantCode, lastStatus(t, car))
+	}
+	time.Sleep(hostileObserve) // see hostileObserve: nothing more may happen
+	if n := w.callbackCount(); n != 0 {
+		t.Errorf("the car asked for %d invoices from a wall whose offer it never got", n)
+	}
+	for h, st := range carPayments(t, env.carNode) {
+		if _, old := before[h]; !old {
+			t.Errorf("the car's lnd made a %s payment %s", st, h)
+		}
+	}
+	car.stop()
+	out, _ := os.ReadFile(car.out)
+	if !strings.Contains(string(out), tc.wantLog) {
+		t.Errorf("the car's log does not say %q:\n%s", tc.wantLog, daemonTail(string(out), 30))
+	}
+	t.Logf("%s: the car shows %s, asked for no invoice, paid nothing; its log says %q", tc.name, tc.wantCode, tc.wantLog)
+}
+
+// daemonTail is the last n lines of s.
+func daemonTail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // hostileEnv is what the cases share: one regtest network.
@@ -163,6 +222,10 @@ func (env *hostileEnv) run(t *testing.T, tc hostileCase) {
 	}
 	if tc.maxPowerW == 0 {
 		tc.maxPowerW = 11_000
+	}
+	if tc.offerTrick != "" {
+		env.runOfferTrick(t, tc)
+		return
 	}
 	w := newHostileWall(t, tc, env.wall, env.mallory)
 	busAddr, ctlAddr := startSimcar(t, env.vgw)
@@ -318,6 +381,8 @@ type hostileWall struct {
 	mallory *lndclient.Client
 	srv     *httptest.Server
 	done    chan struct{}
+	// elsewhere is another origin the "redirect" trick sends the car to.
+	elsewhere *httptest.Server
 
 	offer    offer.Offer // the terms as first offered; the status keeps them
 	accepted string      // their metadata
@@ -355,6 +420,18 @@ func newHostileWall(t *testing.T, tc hostileCase, ln, mallory *lndclient.Client)
 	w.accepted = w.metadataAt(tc.price)
 	w.served = w.accepted
 
+	if tc.offerTrick == "redirect" {
+		// Another origin (another port) with an honest-looking offer whose
+		// callback is there too.
+		other := http.NewServeMux()
+		other.HandleFunc("GET /lnurlp", func(rw http.ResponseWriter, r *http.Request) {
+			pr, _ := lnurlpay.PayRequest(w.elsewhere.URL+"/lnurlp/"+w.offer.SessionID+"/callback", hostileMinMsat, hostileMaxMsat, w.accepted, 0)
+			writeJSONTo(rw, pr)
+		})
+		other.HandleFunc("GET /lnurlp/{session}/callback", w.callback)
+		w.elsewhere = httptest.NewServer(other)
+		t.Cleanup(w.elsewhere.Close)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /lnurlp", w.payRequest)
 	mux.HandleFunc("GET /lnurlp/{session}/callback", w.callback)
@@ -391,6 +468,21 @@ const (
 )
 
 func (w *hostileWall) payRequest(rw http.ResponseWriter, r *http.Request) {
+	switch w.tc.offerTrick {
+	case "oversized":
+		rw.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(rw, `{"tag":"payRequest","metadata":"%s"}`, strings.Repeat("a", 2<<20))
+		return
+	case "redirect":
+		http.Redirect(rw, r, w.elsewhere.URL+"/lnurlp", http.StatusFound)
+		return
+	case "stall":
+		select {
+		case <-r.Context().Done():
+		case <-w.done:
+		}
+		return
+	}
 	w.mu.Lock()
 	md := w.served
 	w.mu.Unlock()
