@@ -36,6 +36,13 @@ while read -r dir name; do
 	# a short bound keeps the executions honest and the run on time.
 	if "$go" test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime "${FUZZ_MINIMIZE:-10s}" "./$dir" >"$log" 2>&1; then
 		result=ok
+	elif ! grep -q 'Failing input written' "$log" &&
+		[ "$(grep -A1 -- "--- FAIL: $name " "$log" | tail -1 | tr -d ' \t')" = contextdeadlineexceeded ]; then
+		# Go's fuzz coordinator can report its own -fuzztime deadline as a
+		# failure, with no input at fault (go.dev/issue/75804, fixed in
+		# Go 1.27). A real failure always writes its input.
+		result=ok
+		echo "fuzz: note: $name ended with go.dev/issue/75804 at its deadline (no failing input); counted as passed"
 	else
 		result=FAIL
 		failed=$((failed + 1))
