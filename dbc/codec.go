@@ -142,6 +142,18 @@ func (s *Signal) DecodeRaw(f *can.Frame) (int64, bool) {
 	return int64(b), true
 }
 
+// InRange reports whether a physical value lies within the DBC's [min,
+// max], or the DBC gives no range (both 0). A millionth of a step absorbs
+// float noise such as 0.1*3 against a maximum of 0.3 without letting a real
+// excess through.
+func (s *Signal) InRange(physical float64) bool {
+	if s.min == 0 && s.max == 0 {
+		return true
+	}
+	tol := math.Abs(s.factor) * 1e-6
+	return physical >= s.min-tol && physical <= s.max+tol
+}
+
 // Encode writes one physical value into d: raw = round((physical-offset) /
 // factor). It refuses NaN, infinities, values outside the DBC's [min, max]
 // (unless both are 0, DBC's "no range") and raw values that do not fit the
@@ -151,13 +163,8 @@ func (s *Signal) Encode(d *can.Data, physical float64) error {
 	if math.IsNaN(physical) || math.IsInf(physical, 0) {
 		return fmt.Errorf("signal %s: cannot encode %v", s.Name, physical)
 	}
-	if s.min != 0 || s.max != 0 {
-		// A millionth of a step absorbs float noise such as 0.1*3 against a
-		// maximum of 0.3 without letting a real excess through.
-		tol := math.Abs(s.factor) * 1e-6
-		if physical < s.min-tol || physical > s.max+tol {
-			return fmt.Errorf("signal %s: value %g%s is outside its range [%g, %g]", s.Name, physical, s.unitSuffix(), s.min, s.max)
-		}
+	if !s.InRange(physical) {
+		return fmt.Errorf("signal %s: value %g%s is outside its range [%g, %g]", s.Name, physical, s.unitSuffix(), s.min, s.max)
 	}
 	scaled := (physical - s.offset) / s.factor
 	var b uint64

@@ -210,6 +210,8 @@ func (o *monitorOutput) summary(c vehiclestate.Counters, badLines int, mwh int64
 	fmt.Fprintf(o.w, "summary: %d frames, %d of unknown IDs, %d bad lines skipped\n", c.Frames, c.UnknownID, badLines)
 	fmt.Fprintf(o.w, "  frames whose length differs from the DBC: %d%s\n", c.LengthMismatch, byID(c.LengthMismatchByID))
 	fmt.Fprintf(o.w, "  frames with a multiplexor value the DBC does not list: %d%s\n", c.UnknownMux, byID(c.UnknownMuxByID))
+	fmt.Fprintf(o.w, "  values outside their signal's DBC range (not used): %d\n", c.OutOfRange)
+	fmt.Fprintf(o.w, "  frames of the gateway's own status messages (a running gateway, or another node spoofing it): %d\n", c.ForeignStatus)
 }
 
 func byID(m map[uint32]uint64) string {

@@ -132,7 +132,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer bus.Close()
-	car := &liveCar{tracker: vehiclestate.New(binding, nil), clk: clk.vehicle}
+	car := &liveCar{tracker: vehiclestate.New(binding, nil), clk: clk.vehicle, log: log}
 	// The status message is a display for people: once a real second.
 	tx := status.NewTransmitter(enc, bus, clk.real, status.DefaultPeriod, func(err error) {
 		log.Warn("could not send the status message", "err", err)
@@ -372,6 +372,11 @@ func findWall(ctx context.Context, f *runFlags, log *slog.Logger) (*url.URL, err
 type liveCar struct {
 	mu      sync.Mutex
 	tracker *vehiclestate.Tracker
+	log     *slog.Logger
+	// foreign and warned: frames of the gateway's own status messages
+	// from another node, and when that was last logged.
+	foreign uint64
+	warned  time.Time
 	clk     clock.Clock // the car's time (clocks.vehicle)
 	// changed wakes a loop waiting for the cable; at most every
 	// notifyEvery of real time, so a busy bus cannot spin it.
@@ -398,6 +403,13 @@ func (c *liveCar) Changed() <-chan struct{} {
 func (c *liveCar) update(f *canbus.Frame) {
 	c.mu.Lock()
 	c.tracker.Update(&f.Frame, c.clk.Now())
+	if n := c.tracker.ForeignStatus(); n != c.foreign && time.Since(c.warned) >= time.Minute && c.log != nil {
+		// Another node sends the gateway's status IDs: a display may show
+		// it instead of ours. Nothing the gateway decides reads them.
+		c.log.Warn("vehiclegw: another node on the bus sends the gateway's own status message ID (a spoof, or an ID clash with the car)",
+			"frame_id", fmt.Sprintf("0x%X", f.ID), "frames", n-c.foreign)
+		c.foreign, c.warned = n, time.Now()
+	}
 	if c.changed != nil {
 		if now := time.Now(); now.Sub(c.notified) >= notifyEvery {
 			c.notified = now

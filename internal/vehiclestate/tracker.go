@@ -71,6 +71,10 @@ type entry struct {
 	muxKnown []uint // multiplexor values the DBC lists; nil when not multiplexed
 	power    bool   // carries a signal the energy integral uses
 	discrete bool   // carries a state role
+	// own: one of the gateway's own status messages. The gateway does not
+	// receive what it sends, so such a frame comes from another node: a
+	// spoof, or an ID clash with the car's own messages.
+	own bool
 }
 
 // Counters tally what the tracker saw, including input that does not match
@@ -80,9 +84,23 @@ type Counters struct {
 	UnknownID      uint64 `json:"unknown_id_frames"`
 	LengthMismatch uint64 `json:"length_mismatch_frames"`
 	UnknownMux     uint64 `json:"unknown_mux_frames"`
+	// OutOfRange counts values outside their signal's DBC range, which
+	// are not used: a garbled or forged frame, not a reading.
+	OutOfRange uint64 `json:"out_of_range_values"`
+	// ForeignStatus counts frames of the gateway's own status messages
+	// sent by another node.
+	ForeignStatus uint64 `json:"foreign_status_frames"`
 	// Per-ID detail of the mismatches, keyed by "0x123".
 	LengthMismatchByID map[uint32]uint64 `json:"-"`
 	UnknownMuxByID     map[uint32]uint64 `json:"-"`
+}
+
+// ForeignStatus returns how many frames of the gateway's own status
+// messages another node has sent.
+func (t *Tracker) ForeignStatus() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.counters.ForeignStatus
 }
 
 // Tracker keeps the state. It is safe for one goroutine feeding frames and
@@ -142,6 +160,11 @@ func New(b *vp.Binding, onEvent func(Event)) *Tracker {
 		}
 		t.byKey[key(m.ID, m.Extended)] = e
 	}
+	for _, m := range b.StatusMessages {
+		if e := t.byKey[key(m.ID, m.Extended)]; e != nil {
+			e.own = true
+		}
+	}
 	for _, role := range vp.Roles() {
 		bound, ok := b.Roles[role]
 		if !ok {
@@ -184,6 +207,11 @@ func (t *Tracker) Update(f *can.Frame, at time.Time) {
 		t.mu.Unlock()
 		return
 	}
+	if e.own {
+		t.counters.ForeignStatus++
+		t.mu.Unlock()
+		return
+	}
 	if f.Length != e.msg.Length {
 		t.counters.LengthMismatch++
 		t.counters.LengthMismatchByID[f.ID]++
@@ -204,11 +232,16 @@ func (t *Tracker) Update(f *can.Frame, at time.Time) {
 			s.valid = false
 			continue
 		}
-		s.raw = raw
 		if s.b.Kind == vp.Numeric {
 			phys, _ := s.sig.Decode(f)
+			if !s.sig.InRange(phys) {
+				t.counters.OutOfRange++
+				s.valid = false
+				continue
+			}
 			s.value = phys * s.b.Factor
 		}
+		s.raw = raw
 		s.valid, s.seen = true, true
 	}
 	if e.power {

@@ -242,3 +242,74 @@ func TestUpdateDoesNotAllocate(t *testing.T) {
 		t.Errorf("Update allocates %v times per round, want 0", allocs)
 	}
 }
+
+// TestHostileBus: what a hostile or broken node can put on the bus. Frames
+// of the gateway's own status messages are counted and never read; a value
+// outside its signal's DBC range is not used (the reading becomes unknown,
+// not absurd); and a flood of random IDs, lengths and bytes leaves every
+// value the tracker holds within its DBC range.
+func TestHostileBus(t *testing.T) {
+	b := bind(t, "generic", "")
+	tr := New(b, nil)
+	good := encode(t, b, "EV_BatteryStatus", map[string]float64{"EV_StateOfCharge": 48.3, "EV_PackVoltage": 372.25, "EV_PackCurrent": -12.5})
+	tr.Update(&good, t0)
+
+	allOnes := good
+	for i := range allOnes.Data {
+		allOnes.Data[i] = 0xFF
+	}
+	tr.Update(&allOnes, t0.Add(10*time.Millisecond))
+	if s := tr.Snapshot(t0.Add(20 * time.Millisecond)); s.SOCPct != nil {
+		t.Errorf("state of charge %v from a frame of all ones, want unknown", *s.SOCPct)
+	}
+	if c := tr.Counters(); c.OutOfRange == 0 {
+		t.Error("a frame of all ones counted no value out of range")
+	}
+	tr.Update(&good, t0.Add(30*time.Millisecond))
+	if s := tr.Snapshot(t0.Add(40 * time.Millisecond)); s.SOCPct == nil || *s.SOCPct != 48.3 {
+		t.Errorf("state of charge %v after a good frame again, want 48.3", deref(s.SOCPct))
+	}
+
+	if len(b.StatusMessages) == 0 {
+		t.Fatal("the generic profile has no status messages")
+	}
+	for i, m := range b.StatusMessages {
+		spoof := can.Frame{ID: m.ID, IsExtended: m.Extended, Length: m.Length}
+		spoof.Data[0] = byte(i + 1)
+		tr.Update(&spoof, t0.Add(50*time.Millisecond))
+	}
+	if c := tr.Counters(); c.ForeignStatus != uint64(len(b.StatusMessages)) || tr.ForeignStatus() != c.ForeignStatus {
+		t.Errorf("foreign status frames %d (%d), want %d", c.ForeignStatus, tr.ForeignStatus(), len(b.StatusMessages))
+	}
+
+	// A deterministic flood: 200,000 frames of random IDs (the profile's
+	// own among them), lengths and bytes.
+	seed := uint64(0x9E3779B97F4A7C15)
+	next := func() uint64 { seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17; return seed }
+	var ids []uint32
+	for _, m := range b.DB.Messages {
+		ids = append(ids, m.ID)
+	}
+	for i := range 200_000 {
+		r := next()
+		f := can.Frame{ID: uint32(r % 0x800), Length: uint8(r >> 11 % 9)}
+		if r>>20%4 == 0 {
+			f.ID = ids[int(r>>24)%len(ids)]
+		}
+		for j := range f.Data {
+			f.Data[j] = byte(next())
+		}
+		tr.Update(&f, t0.Add(time.Second+time.Duration(i)*250*time.Microsecond))
+		if i%1000 != 0 {
+			continue
+		}
+		for role, s := range tr.roles {
+			if s.valid && s.b.Kind == vp.Numeric && s.b.Factor != 0 && !s.sig.InRange(s.value/s.b.Factor) {
+				t.Fatalf("frame %d: %s holds %v, outside %s's DBC range", i, role, s.value, s.sig.Name)
+			}
+		}
+	}
+	c := tr.Counters()
+	t.Logf("flood: %d frames, %d of unknown IDs, %d length mismatches, %d values out of range, %d foreign status frames",
+		c.Frames, c.UnknownID, c.LengthMismatch, c.OutOfRange, c.ForeignStatus)
+}
