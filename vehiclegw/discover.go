@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strings"
 	"time"
 
 	"satwatt/internal/sdp"
@@ -23,7 +24,14 @@ type discoverResult struct {
 	Requests  int    `json:"requests"`
 	Malformed int    `json:"malformed"`
 	Ignored   int    `json:"ignored"`
+	// Others answered too: two walls on one link, or a device spliced
+	// into it.
+	Others []string `json:"others,omitempty"`
 }
+
+// discoverSettle is how long the car listens for other walls after the
+// first answer: on a PLC link every SECC answers within milliseconds.
+const discoverSettle = 50 * time.Millisecond
 
 func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("discover", stderr)
@@ -41,7 +49,7 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	cfg := sdp.Config{Iface: *iface, Attempts: *attempts, Interval: *interval, Logger: log,
-		Security: sdp.SecurityNone, Transport: sdp.TransportTCP}
+		Security: sdp.SecurityNone, Transport: sdp.TransportTCP, Settle: discoverSettle}
 	if *target != "" {
 		ap, err := netip.ParseAddrPort(*target)
 		if err != nil || !ap.Addr().Is6() {
@@ -69,6 +77,9 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	out := discoverResult{Address: r.Addr.String(), Port: r.Port, URL: "http://" + netip.AddrPortFrom(r.Addr, r.Port).String(),
 		Security: sdp.SecurityName(r.Security), Transport: sdp.TransportName(r.Transport), From: res.From.String(),
 		Requests: res.Requests, Malformed: res.Malformed, Ignored: res.Ignored}
+	for _, o := range res.Others {
+		out.Others = append(out.Others, o.String())
+	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(out)
 	}
@@ -76,6 +87,10 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		out.Requests, time.Since(start).Round(time.Millisecond), out.Address, out.Port, out.Security, out.Transport, out.URL)
 	if out.Malformed+out.Ignored > 0 {
 		fmt.Fprintf(stdout, "  skipped    %d malformed, %d foreign datagrams\n", out.Malformed, out.Ignored)
+	}
+	if len(out.Others) > 0 {
+		fmt.Fprintf(stdout, "  WARNING    %d other SECC(s) answered too: %s (two walls on one link, or a device spliced into it)\n",
+			len(out.Others), strings.Join(out.Others, ", "))
 	}
 	return nil
 }

@@ -356,7 +356,9 @@ func findWall(ctx context.Context, f *runFlags, log *slog.Logger) (*url.URL, err
 	if f.wall != "" {
 		return url.Parse(f.wall)
 	}
-	res, err := sdp.Discover(ctx, sdp.Config{Iface: f.iface, Security: sdp.SecurityNone, Transport: sdp.TransportTCP, Logger: log})
+	// Discover logs a warning naming any other wall that answers too.
+	res, err := sdp.Discover(ctx, sdp.Config{Iface: f.iface, Security: sdp.SecurityNone, Transport: sdp.TransportTCP,
+		Settle: discoverSettle, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("SDP on %s: %w", f.iface, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -38,8 +39,13 @@ type Config struct {
 	Transport byte
 	Interval  time.Duration // 0: DefaultInterval
 	Attempts  int           // 0: DefaultAttempts
-	Clock     clock.Clock   // nil: clock.Real{}
-	Logger    *slog.Logger  // nil: slog.Default()
+	// Settle, after the first usable answer, keeps listening this long
+	// for other SECCs answering the same request (two walls on one
+	// link, or a device spliced into it); they are reported in
+	// Result.Others. 0 returns at the first answer.
+	Settle time.Duration
+	Clock  clock.Clock  // nil: clock.Real{}
+	Logger *slog.Logger // nil: slog.Default()
 }
 
 // Result is a successful discovery, or the counts of a failed one.
@@ -49,6 +55,9 @@ type Result struct {
 	// as is; From likewise.
 	Response Response
 	From     netip.AddrPort // who sent it
+	// Others are the other SECCs whose usable answers came within
+	// Config.Settle, each once.
+	Others []netip.AddrPort
 	// Requests is how many requests were sent, the answered one included.
 	Requests int
 	// Malformed and Ignored count datagrams skipped on the way: garbage,
@@ -159,6 +168,7 @@ func Discover(ctx context.Context, cfg Config) (Result, error) {
 					return *res, fmt.Errorf("sdp: discovery on %s: read: %w", where, dg.err)
 				}
 				if d.accept(dg) {
+					d.settle(ctx, in, cfg.Settle)
 					return *res, nil
 				}
 			}
@@ -224,6 +234,45 @@ func (d *discovery) accept(dg datagram) bool {
 		"security", SecurityName(resp.Security), "transport", TransportName(resp.Transport),
 		"requests", d.res.Requests)
 	return true
+}
+
+// settle listens for other SECCs' answers for a while after the first.
+func (d *discovery) settle(ctx context.Context, in <-chan datagram, wait time.Duration) {
+	if wait <= 0 {
+		return
+	}
+	timer := d.clk.After(wait)
+	for {
+		select {
+		case <-ctx.Done():
+		case <-timer:
+		case dg := <-in:
+			if dg.err != nil {
+				break
+			}
+			if dg.f.kind != faultNone || !usable(dg.resp) || sameSender(dg.from, d.res.From) ||
+				slices.ContainsFunc(d.res.Others, func(o netip.AddrPort) bool { return sameSender(o, dg.from) }) {
+				continue
+			}
+			from := dg.from
+			if d.zone != "" && from.Addr().Zone() != "" {
+				from = netip.AddrPortFrom(from.Addr().WithZone(d.zone), from.Port())
+			}
+			d.res.Others = append(d.res.Others, from)
+			continue
+		}
+		break
+	}
+	if len(d.res.Others) > 0 {
+		d.log.Warn("sdp: more than one SECC answered; using the first (two walls on one link, or a device spliced into it)",
+			"first", d.res.From.String(), "others", fmt.Sprint(d.res.Others))
+	}
+}
+
+// sameSender compares senders without the zone, which settle may have
+// rewritten.
+func sameSender(a, b netip.AddrPort) bool {
+	return a.Addr().WithZone("") == b.Addr().WithZone("") && a.Port() == b.Port()
 }
 
 // usable reports whether a response names somewhere a car can connect to.

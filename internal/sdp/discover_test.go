@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -98,7 +99,7 @@ func TestDiscoverSkipsBadAnswers(t *testing.T) {
 		Response: Response{netip.MustParseAddr("fe80::c690:83f3:fbcb:980e%" + loIndex(t)), 51111, SecurityNone, TransportTCP},
 		From:     target, Requests: 1, Malformed: 3, Ignored: 5,
 	}
-	if o.res != want {
+	if !reflect.DeepEqual(o.res, want) {
 		t.Errorf("result\n %+v\nwant\n %+v", o.res, want)
 	}
 }
@@ -209,4 +210,43 @@ func TestDiscoverSendsWhatACarSends(t *testing.T) {
 	}
 	cancel()
 	<-out
+}
+
+// TestDiscoverReportsASecondSECC: two SECCs answer the same request (two
+// walls on one link, or a device spliced into it). With Settle the first
+// is used and the other reported, each SECC once however often it answers.
+// Real time: the settle window (a second) is far longer than loopback
+// datagrams take, so all four answers land inside it.
+func TestDiscoverReportsASecondSECC(t *testing.T) {
+	first, target := fakeSECC(t)
+	second, _ := fakeSECC(t)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	out := runDiscover(ctx, Config{
+		Iface: "lo", Target: target, Security: SecurityNone, Transport: TransportTCP,
+		Settle: time.Second, Logger: testLogger(t),
+	})
+	car := readRequest(t, first)
+	answer := func(c *net.UDPConn, addr string) {
+		b, err := AppendResponse(nil, Response{netip.MustParseAddr(addr), 51111, SecurityNone, TransportTCP})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.WriteToUDPAddrPort(b, car); err != nil {
+			t.Fatal(err)
+		}
+	}
+	answer(first, "fe80::1")
+	answer(second, "fe80::2")
+	answer(second, "fe80::2")
+	answer(first, "fe80::1")
+	o := <-out
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	wantOther := second.LocalAddr().(*net.UDPAddr).AddrPort()
+	if o.res.Response.Addr.WithZone("") != netip.MustParseAddr("fe80::1") || len(o.res.Others) != 1 ||
+		!sameSender(o.res.Others[0], wantOther) {
+		t.Errorf("result %+v, want the first SECC's answer and %v among the others", o.res, wantOther)
+	}
 }
