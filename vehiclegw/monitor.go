@@ -117,6 +117,11 @@ func runMonitor(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if errors.Is(err, io.EOF) {
 			break
 		}
+		if err != nil && ctx.Err() != nil && live {
+			// Ctrl-C or SIGTERM on a live bus: the summary still tells
+			// what was seen.
+			break
+		}
 		if err != nil {
 			return err
 		}
