@@ -314,7 +314,7 @@ func decodeAnswer(where string, status int, body []byte, v any) error {
 	// An error answer may come with any HTTP status, so look for one first.
 	var st lnurl.LNURLResponse
 	if err := json.Unmarshal(body, &st); err != nil {
-		return fmt.Errorf("lnurlpay: %s: %w: HTTP %d: %w", where, ErrBadResponse, status, jsonProblem(err))
+		return fmt.Errorf("lnurlpay: %s: %w: HTTP %d: %w", where, ErrBadResponse, status, JSONProblem(err))
 	}
 	if strings.EqualFold(st.Status, "ERROR") {
 		return &RemoteError{URL: where, Reason: st.Reason}
@@ -323,15 +323,17 @@ func decodeAnswer(where string, status int, body []byte, v any) error {
 		return fmt.Errorf("lnurlpay: %s: %w: HTTP %d", where, ErrBadResponse, status)
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("lnurlpay: %s: %w: %w", where, ErrBadResponse, jsonProblem(err))
+		return fmt.Errorf("lnurlpay: %s: %w: %w", where, ErrBadResponse, JSONProblem(err))
 	}
 	return nil
 }
 
-// jsonProblem says where a JSON decoding error is: the field whose value
+// JSONProblem says where a JSON decoding error is: the field whose value
 // has the wrong type, or the byte offset of a syntax error. Its message
-// never quotes more than a clip of the wall's text.
-func jsonProblem(err error) error {
+// never quotes more than a clip of the other side's text (encoding/json
+// quotes a number literal whole). The car's other clients of the wall use
+// it too.
+func JSONProblem(err error) error {
 	var te *json.UnmarshalTypeError
 	var se *json.SyntaxError
 	var msg string

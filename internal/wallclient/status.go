@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"satwatt/internal/lnurlpay"
 )
 
 // WallStatus is what the car reads of the wall's status (GET /api/status
@@ -50,7 +52,7 @@ func decodeStatus(b []byte) (WallStatus, error) {
 	}
 	var st WallStatus
 	if err := json.Unmarshal(b, &st); err != nil {
-		return WallStatus{}, fmt.Errorf("%w: status: %w", ErrBadResponse, jsonProblem(err))
+		return WallStatus{}, fmt.Errorf("%w: status: %w", ErrBadResponse, lnurlpay.JSONProblem(err))
 	}
 	if st.Connector == "" {
 		return WallStatus{}, fmt.Errorf("%w: status has no connector", ErrBadResponse)
@@ -93,33 +95,3 @@ func (s *WallSession) check() error {
 	}
 	return nil
 }
-
-// jsonProblem says where a JSON decoding error is (the field whose value
-// has the wrong type, or the byte offset of a syntax error), quoting at
-// most a clip of the wall's text: encoding/json quotes a number literal
-// whole.
-func jsonProblem(err error) error {
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	var msg string
-	switch {
-	case errors.As(err, &te) && te.Field == "":
-		msg = fmt.Sprintf("a JSON %s, want an object", clip(te.Value))
-	case errors.As(err, &te):
-		msg = fmt.Sprintf("field %s: got a JSON %s, want %s", clip(te.Field), clip(te.Value), te.Type)
-	case errors.As(err, &se):
-		msg = fmt.Sprintf("not JSON: near byte %d: %s", se.Offset, clip(se.Error()))
-	default:
-		msg = "not JSON: " + clip(err.Error())
-	}
-	return &clippedError{msg: msg, err: err}
-}
-
-// clippedError is err with a shorter message.
-type clippedError struct {
-	msg string
-	err error
-}
-
-func (e *clippedError) Error() string { return e.msg }
-func (e *clippedError) Unwrap() error { return e.err }
