@@ -179,10 +179,7 @@ func Start(ctx context.Context, cfg Config) (_ *Site, err error) {
 		"--max-current", strconv.Itoa(cfg.MaxCurrentA), "--price", strconv.FormatInt(cfg.PriceSat, 10),
 		"--increment-wh", strconv.FormatInt(cfg.IncrementWh, 10)}
 	if cfg.Speed != 1 {
-		// The grace covers the moments between the wall's decision and the
-		// power stopping (here the simulated EVSE telling the simulated
-		// car over HTTP); at speed a moment holds that much more energy.
-		s.wallArgs = append(s.wallArgs, "--grace-wh", strconv.FormatInt(max(10, int64(3*cfg.Speed)), 10))
+		s.wallArgs = append(s.wallArgs, "--grace-wh", strconv.FormatInt(simGraceWh(cfg), 10))
 	}
 	if cfg.Namespaces {
 		s.wallArgs = append(s.wallArgs, "--sdp-iface", PLCIface)
@@ -572,3 +569,16 @@ func randomToken() string {
 }
 
 func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// simGraceWh is the grace for a simulation at cfg.Speed. The grace covers
+// the energy that flows between two readings of the meter, and a reading
+// can come late on a loaded machine; at speed each real second holds that
+// many times more energy. wallctl's default, 10 Wh, is about 3 s of an
+// 11 kW charger; the simulation keeps those 3 real seconds at full power.
+// (1 s, which it had before, was overrun in CI by a reading 0.2 s late
+// with the meter running fast.)
+func simGraceWh(cfg Config) int64 {
+	const lineV, realSeconds = 230, 3
+	wh := int64(cfg.Speed * float64(lineV*cfg.MaxCurrentA*realSeconds) / 3600)
+	return max(10, wh)
+}
