@@ -24,6 +24,7 @@ type offerJSON struct {
 	WallNodeKey    string `json:"wall_node_key"`
 	ValidUntil     int64  `json:"valid_until"` // unix seconds
 	Network        string `json:"network"`
+	TLSCertSHA256  string `json:"tls_cert_sha256,omitempty"`
 }
 
 // Metadata builds the LUD-06 metadata string for o: a JSON array with one
@@ -47,6 +48,7 @@ func Metadata(o Offer, description string) (string, error) {
 		WallNodeKey:    o.WallNodeKey,
 		ValidUntil:     o.ValidUntil.Unix(),
 		Network:        o.Network,
+		TLSCertSHA256:  o.TLSCertSHA256,
 	})
 	if err != nil {
 		return "", fmt.Errorf("offer metadata: encoding offer: %w", err)
@@ -65,7 +67,8 @@ func Metadata(o Offer, description string) (string, error) {
 // [string, string] pairs with exactly one text/plain entry and exactly one
 // offer entry (other pairs, such as text/long-desc, are allowed and
 // ignored); in the offer every field present once, no unknown fields,
-// integers only. The offer returned has passed Validate.
+// integers only; tls_cert_sha256 is the one optional field. The offer
+// returned has passed Validate.
 func ParseMetadata(s string) (Offer, string, error) {
 	if len(s) > MaxMetadataBytes {
 		return Offer{}, "", fmt.Errorf("%w: %d bytes, limit %d", ErrMetadata, len(s), MaxMetadataBytes)
@@ -149,7 +152,10 @@ func jsonString(r json.RawMessage) (string, error) {
 	return s, nil
 }
 
-// fieldOrder names the offer fields in the order errors report them.
+// certHashField is optional: a wall serving plain HTTP leaves it out.
+const certHashField = "tls_cert_sha256"
+
+// fieldOrder names the required offer fields in the order errors report them.
 var fieldOrder = []string{
 	"session_id", "price_msat_per_wh", "increment_wh", "first_multiple",
 	"grace_wh", "max_power_w", "wall_node_key", "valid_until", "network",
@@ -181,6 +187,7 @@ func parseOffer(s string) (Offer, error) {
 		"session_id":    &w.SessionID,
 		"wall_node_key": &w.WallNodeKey,
 		"network":       &w.Network,
+		certHashField:   &w.TLSCertSHA256,
 	}
 	seen := map[string]bool{}
 	for dec.More() {
@@ -243,6 +250,7 @@ func parseOffer(s string) (Offer, error) {
 		WallNodeKey:    w.WallNodeKey,
 		ValidUntil:     time.Unix(w.ValidUntil, 0).UTC(),
 		Network:        w.Network,
+		TLSCertSHA256:  w.TLSCertSHA256,
 	}, nil
 }
 

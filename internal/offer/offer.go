@@ -40,6 +40,12 @@ type Offer struct {
 	WallNodeKey    string    // 66 lower-case hex digits, compressed secp256k1 public key
 	ValidUntil     time.Time // carried in whole unix seconds
 	Network        string    // one of Networks
+	// TLSCertSHA256 is the SHA-256 of the certificate the wall serves the
+	// car with over TLS (64 lower-case hex digits), empty over plain HTTP.
+	// Every invoice's description hash covers it, and the wall's node
+	// signs the invoice, so the car's checks bind the TLS channel to the
+	// node it pays.
+	TLSCertSHA256 string
 }
 
 // networks are the names an offer may carry; testnet is testnet3.
@@ -88,6 +94,9 @@ func (o Offer) Validate() error {
 	if !ValidNetwork(o.Network) {
 		return fmt.Errorf("%w: network %q is not one of %v", ErrInvalid, clip(o.Network), networks)
 	}
+	if err := validCertHash(o.TLSCertSHA256); err != nil {
+		return err
+	}
 	// The first payment must be priceable: a car multiplying these out
 	// must never overflow.
 	wh, err := o.FirstPaymentWh()
@@ -134,6 +143,21 @@ func validNodeKey(k string) error {
 	return nil
 }
 
+func validCertHash(h string) error {
+	if h == "" {
+		return nil
+	}
+	if len(h) != 64 {
+		return fmt.Errorf("%w: TLS certificate hash is %d hex digits, want 64", ErrInvalid, len(h))
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return fmt.Errorf("%w: TLS certificate hash has %q at %d, want lower-case hex", ErrInvalid, c, i)
+		}
+	}
+	return nil
+}
+
 // CostMsat is the price of wh watt-hours at this offer's price.
 func (o Offer) CostMsat(wh int64) (int64, error) {
 	if wh < 0 {
@@ -170,7 +194,8 @@ func (o Offer) Equal(p Offer) bool {
 		o.MaxPowerW == p.MaxPowerW &&
 		o.WallNodeKey == p.WallNodeKey &&
 		o.ValidUntil.Unix() == p.ValidUntil.Unix() &&
-		o.Network == p.Network
+		o.Network == p.Network &&
+		o.TLSCertSHA256 == p.TLSCertSHA256
 }
 
 // DescriptionHash is what a BOLT11 invoice for this metadata must carry:

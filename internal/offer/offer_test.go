@@ -56,6 +56,9 @@ func TestValidate(t *testing.T) {
 		{"unknown network", func(o *Offer) { o.Network = "bitcoin" }, `network "bitcoin"`},
 		{"multiple overflows", func(o *Offer) { o.IncrementWh, o.FirstMultiple = math.MaxInt64/2, 3 }, "overflows"},
 		{"first cost overflows", func(o *Offer) { o.PriceMsatPerWh = math.MaxInt64 / 100 }, "overflows"},
+		{"certificate hash ok", func(o *Offer) { o.TLSCertSHA256 = testCertHash }, ""},
+		{"short certificate hash", func(o *Offer) { o.TLSCertSHA256 = testCertHash[:63] }, "63 hex digits, want 64"},
+		{"upper-case certificate hash", func(o *Offer) { o.TLSCertSHA256 = strings.ToUpper(testCertHash) }, "lower-case hex"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,8 +102,19 @@ func TestCostMsat(t *testing.T) {
 	}
 }
 
+// testCertHash is a TLS certificate's SHA-256 as an offer carries it.
+const testCertHash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
 func TestMetadataRoundTrip(t *testing.T) {
-	o := validOffer()
+	for _, hash := range []string{"", testCertHash} {
+		o := validOffer()
+		o.TLSCertSHA256 = hash
+		roundTrip(t, o)
+	}
+}
+
+func roundTrip(t *testing.T, o Offer) {
+	t.Helper()
 	o.ValidUntil = o.ValidUntil.Add(700 * time.Millisecond) // truncated on the wire
 	descs := []string{"Charge at wall 1", `quotes " and <tags> & "unicode" ⚡`, strings.Repeat("x", 1000)}
 	for _, d := range descs {
@@ -201,6 +215,10 @@ func TestParseMetadata(t *testing.T) {
 		{"offer invalid", md(desc, entry(MimeType, withField(`"price_msat_per_wh":250`, `"price_msat_per_wh":-5`))), "price -5"},
 		{"bad utf-8", md(entry("text/plain", "\xff"), off), "not valid UTF-8"},
 		{"too big", md(desc, off, entry("text/long-desc", strings.Repeat("x", MaxMetadataBytes))), "limit 65536"},
+		{"certificate hash", md(desc, entry(MimeType, withField(`"network"`, `"tls_cert_sha256":"`+testCertHash+`","network"`))), ""},
+		{"null certificate hash", md(desc, entry(MimeType, withField(`"network"`, `"tls_cert_sha256":null,"network"`))), "want a string"},
+		{"bad certificate hash", md(desc, entry(MimeType, withField(`"network"`, `"tls_cert_sha256":"zz","network"`))), "TLS certificate hash is 2 hex digits"},
+		{"two certificate hashes", md(desc, entry(MimeType, withField(`"network"`, `"tls_cert_sha256":"`+testCertHash+`","tls_cert_sha256":"","network"`))), "given twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
