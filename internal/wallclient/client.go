@@ -7,6 +7,11 @@
 // host nor port, and errors name the route, the HTTP status and a clipped
 // body, never the preimage or a query string. The package declares its
 // own types for what it reads; it does not import the wall's packages.
+//
+// Over https the wall's self-signed certificate is pinned at the first
+// handshake (linktls), and the offer must name that certificate: the
+// invoices' description hash covers the offer, so the invoice checks bind
+// the channel to the node the car pays.
 package wallclient
 
 import (
@@ -23,10 +28,12 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"satwatt/internal/linktls"
 	"satwatt/internal/lnurlpay"
 	"satwatt/internal/offer"
 )
@@ -62,6 +69,9 @@ var (
 	ErrForeignHost = lnurlpay.ErrForeignHost
 	// ErrConfig: the Client or an argument is unusable; nothing was sent.
 	ErrConfig = errors.New("wallclient: bad configuration or argument")
+	// ErrCertNotBound: over https, the offer does not name the certificate
+	// the wall presented, so nothing ties the channel to the payee.
+	ErrCertNotBound = errors.New("the offer does not name the wall's TLS certificate")
 )
 
 // HTTPError is a non-success HTTP answer on one of the wall's JSON routes.
@@ -88,7 +98,9 @@ type Client struct {
 	Base *url.URL
 	// HTTP is the client to use (nil: one on http.DefaultTransport). Its
 	// CheckRedirect is replaced; its Timeout, if set, must not be shorter
-	// than the stream's life, so Follow clears it for the stream.
+	// than the stream's life, so Follow clears it for the stream. For an
+	// https Base its Transport, if set, must be an *http.Transport: a copy
+	// of it gets the certificate pin.
 	HTTP *http.Client
 	// Logger receives Follow's reports (nil: slog.Default()).
 	Logger *slog.Logger
@@ -102,6 +114,11 @@ type Client struct {
 	// StreamIdle is how long the status stream may go without a byte
 	// before Follow drops and reopens it (0: DefaultStreamIdle).
 	StreamIdle time.Duration
+
+	pin       linktls.Pin
+	pinOnce   sync.Once
+	pinned    http.RoundTripper
+	pinnedErr error
 
 	// Test hooks: the backoff bounds and a call after each delivery.
 	minBackoff, maxBackoff time.Duration
@@ -138,6 +155,16 @@ func (c *Client) Offer(ctx context.Context) (Offer, error) {
 	terms, _, err := offer.ParseMetadata(po.Metadata)
 	if err != nil {
 		return Offer{}, fmt.Errorf("wallclient: offer from %s: %w", u.EscapedPath(), err)
+	}
+	if c.overTLS() {
+		if got := c.pin.Fingerprint(); terms.TLSCertSHA256 != got {
+			named := terms.TLSCertSHA256
+			if named == "" {
+				named = "none"
+			}
+			return Offer{}, fmt.Errorf("wallclient: offer from %s: %w: it names %s, the wall presented sha256 %s",
+				u.EscapedPath(), ErrCertNotBound, named, got)
+		}
 	}
 	return Offer{Pay: po, Terms: terms, Metadata: po.Metadata}, nil
 }
@@ -345,6 +372,9 @@ func (c *Client) httpClient() *http.Client {
 	if c.HTTP != nil {
 		*hc = *c.HTTP
 	}
+	if c.overTLS() {
+		hc.Transport = c.pinnedTransport()
+	}
 	base := c.Base
 	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if len(via) > maxRedirects {
@@ -358,6 +388,43 @@ func (c *Client) httpClient() *http.Client {
 	}
 	return hc
 }
+
+// overTLS says whether the wall is reached over https.
+func (c *Client) overTLS() bool {
+	return c.Base != nil && strings.EqualFold(c.Base.Scheme, "https")
+}
+
+// pinnedTransport is the one transport of an https Client, so that its
+// connections are reused and every handshake is held to the same pin.
+func (c *Client) pinnedTransport() http.RoundTripper {
+	c.pinOnce.Do(func() {
+		rt := c.httpTransport()
+		tr, ok := rt.(*http.Transport)
+		if !ok {
+			c.pinnedErr = fmt.Errorf("%w: an https wall needs an *http.Transport to pin its certificate, got %T", ErrConfig, rt)
+			return
+		}
+		tr = tr.Clone()
+		tr.TLSClientConfig = c.pin.ClientConfig()
+		c.pinned = tr
+	})
+	if c.pinnedErr != nil {
+		return failing{c.pinnedErr}
+	}
+	return c.pinned
+}
+
+func (c *Client) httpTransport() http.RoundTripper {
+	if c.HTTP != nil && c.HTTP.Transport != nil {
+		return c.HTTP.Transport
+	}
+	return http.DefaultTransport
+}
+
+// failing refuses every request with a configuration error.
+type failing struct{ err error }
+
+func (f failing) RoundTrip(*http.Request) (*http.Response, error) { return nil, f.err }
 
 func sameOrigin(a, b *url.URL) bool {
 	return strings.EqualFold(a.Scheme, b.Scheme) && sameHost(a.Hostname(), b.Hostname()) && port(a) == port(b)

@@ -2,6 +2,7 @@ package wallclient
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"satwatt/internal/linktls"
 	"satwatt/internal/lnurlpay"
 	"satwatt/internal/offer"
 )
@@ -33,7 +35,11 @@ type fakeWall struct {
 	release chan struct{}
 }
 
-func newFakeWall(t testing.TB) *fakeWall {
+func newFakeWall(t testing.TB) *fakeWall { t.Helper(); return newFakeWallTLS(t, nil, "") }
+
+// newFakeWallTLS serves over TLS with cert when it is not nil, and names
+// certHash in the offer.
+func newFakeWallTLS(t testing.TB, cert *tls.Certificate, certHash string) *fakeWall {
 	t.Helper()
 	w := &fakeWall{
 		t: t,
@@ -41,6 +47,7 @@ func newFakeWall(t testing.TB) *fakeWall {
 			SessionID: "sess-7", PriceMsatPerWh: 250, IncrementWh: 100, FirstMultiple: 3,
 			GraceWh: 20, MaxPowerW: 11000, WallNodeKey: "02" + strings.Repeat("ab", 32),
 			ValidUntil: time.Now().Add(10 * time.Minute).Truncate(time.Second).UTC(), Network: "regtest",
+			TLSCertSHA256: certHash,
 		},
 		status:  statusJSON(1000),
 		events:  make(chan string, 1024),
@@ -58,7 +65,7 @@ func newFakeWall(t testing.TB) *fakeWall {
 		"GET /api/status/stream":               w.stream,
 		"POST /api/sessions/sess-7/buyer-stop": w.buyerStop,
 	}
-	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+	w.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		key := r.Method + " " + r.URL.Path
 		w.mu.Lock()
 		h := w.routes[key]
@@ -70,6 +77,12 @@ func newFakeWall(t testing.TB) *fakeWall {
 		}
 		h(rw, r)
 	}))
+	if cert != nil {
+		w.srv.TLS = linktls.ServerConfig(*cert)
+		w.srv.StartTLS()
+	} else {
+		w.srv.Start()
+	}
 	t.Cleanup(func() {
 		close(w.release)
 		w.srv.Close()
@@ -117,7 +130,11 @@ func (w *fakeWall) client() (*Client, *http.Transport) {
 }
 
 func (w *fakeWall) payRequest(rw http.ResponseWriter, r *http.Request) {
-	pr, err := lnurlpay.PayRequest("http://"+r.Host+"/lnurlp/sess-7/callback", 1000, 10_000_000, w.metadata, 0)
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	pr, err := lnurlpay.PayRequest(scheme+"://"+r.Host+"/lnurlp/sess-7/callback", 1000, 10_000_000, w.metadata, 0)
 	if err != nil {
 		writeJSON(rw, http.StatusOK, lnurlpay.ErrorResponse(err.Error()))
 		return
