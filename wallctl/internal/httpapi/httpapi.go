@@ -271,7 +271,23 @@ func (a *api) base(r *http.Request) string {
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	return scheme + "://" + r.Host
+	return scheme + "://" + hostWithoutZone(r.Host)
+}
+
+// hostWithoutZone drops an IPv6 zone from a Host header. The zone names an
+// interface of the client's and means nothing to anyone else; Go's HTTP/2
+// client sends it (its HTTP/1 client does not), and as a bare "%" it would
+// break every URL built from the host.
+func hostWithoutZone(h string) string {
+	if !strings.HasPrefix(h, "[") {
+		return h
+	}
+	i := strings.IndexByte(h, '%')
+	j := strings.IndexByte(h, ']')
+	if i < 0 || j < i {
+		return h
+	}
+	return h[:i] + h[j:]
 }
 
 func (a *api) mine(r *http.Request) string { return a.base(r) + a.cfg.PathPrefix }

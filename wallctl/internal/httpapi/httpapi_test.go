@@ -389,3 +389,35 @@ func TestSides(t *testing.T) {
 		}
 	}
 }
+
+// TestHostWithoutZone: the URLs the wall hands out never carry the zone a
+// client put in its Host header (Go's HTTP/2 client does).
+func TestHostWithoutZone(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"[fe80::1%1305]:8081", "[fe80::1]:8081"},
+		{"[fe80::1%25plc0]:8081", "[fe80::1]:8081"},
+		{"[fe80::1%plc0]", "[fe80::1]"},
+		{"[fe80::1]:8081", "[fe80::1]:8081"},
+		{"wall.local:8080", "wall.local:8080"},
+		{"127.0.0.1%x:80", "127.0.0.1%x:80"}, // not an IPv6 literal: left for the URL check to refuse
+		{"[fe80::1%]x]", "[fe80::1]x]"},
+		{"[%", "[%"},
+		{"", ""},
+	} {
+		if got := hostWithoutZone(tc.in); got != tc.want {
+			t.Errorf("hostWithoutZone(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	w := &fakeWall{open: true}
+	h, err := New(Config{Token: token}, w, fakeHistory{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "https://[fe80::1%251305]:8081/lnurlp", nil)
+	req.Host = "[fe80::1%1305]:8081"
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if want := `"callback":"https://[fe80::1]:8081/lnurlp/` + sid + `/callback"`; !strings.Contains(rec.Body.String(), want) {
+		t.Errorf("pay request over a zoned Host: %s, want %s", rec.Body.String(), want)
+	}
+}
