@@ -246,6 +246,9 @@ func TestServeFlagsValidate(t *testing.T) {
 		{"lnd address without a port", []string{"--lnd-rpc", "127.0.0.1", "--lnd-tlscert", "c", "--lnd-macaroon", "m"}, "", `--lnd-rpc "127.0.0.1"`},
 		{"listen address", []string{"--listen", "8080"}, fuzzLndConnect, `--listen "8080"`},
 		{"log level", []string{"--log-level", "loud"}, fuzzLndConnect, `--log-level "loud"`},
+		{"certificate without the PLC link", []string{"--plc-cert", "c.pem"}, fuzzLndConnect, `--plc-cert "c.pem"`},
+		{"certificate with TLS off", []string{"--sdp-iface", "plc0", "--plc-tls=false", "--plc-cert", "c.pem"}, fuzzLndConnect, "leave --plc-tls on"},
+		{"certificate on the PLC link", []string{"--sdp-iface", "plc0", "--plc-cert", "c.pem"}, fuzzLndConnect, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := parseServe(tc.args, map[string]string{tokenEnv: fuzzToken, lndConnectEnv: tc.env})

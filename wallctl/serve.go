@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"satwatt/internal/clock"
+	"satwatt/internal/linktls"
 	"satwatt/internal/lndclient"
 	"satwatt/internal/metering"
 	"satwatt/internal/rapi"
@@ -28,11 +30,23 @@ import (
 	"satwatt/wallctl/internal/httpapi"
 )
 
+// plcCertPath is where the wall keeps the certificate it serves the car
+// with: beside the database unless --plc-cert says otherwise, so that a
+// wall keeps it across restarts as it keeps its sessions.
+func (f *serveFlags) plcCertPath() string {
+	if f.plcCert != "" {
+		return f.plcCert
+	}
+	return f.db + ".plc.pem"
+}
+
 // tokenEnv carries the owner's token, so it stays out of the process list.
 const tokenEnv = "WALLCTL_TOKEN"
 
 type serveFlags struct {
 	db, listen, publicURL, sdpIface, logLevel string
+	plcCert                                   string
+	plcTLS                                    bool
 	lndRPC, lndCert, lndMacaroon, lndConnect  string
 	evseKind, serial, simCarURL               string
 	simSpeed                                  float64
@@ -52,6 +66,8 @@ func serveFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.publicURL, "public-url", "", "base URL handed to the car (default: built from each request's Host)")
 	fs.StringVar(&f.sdpIface, "sdp-iface", "", "answer ISO 15118 SDP on this interface (the powerline modem) and serve the car there only, on --plc-port; empty: no SDP, the car's routes on --listen")
 	fs.IntVar(&f.plcPort, "plc-port", 8081, "with --sdp-iface: the port of the car's routes on that interface's link-local address")
+	fs.BoolVar(&f.plcTLS, "plc-tls", true, "with --sdp-iface: serve the car over TLS with the wall's own certificate, named in every offer (false: plain HTTP)")
+	fs.StringVar(&f.plcCert, "plc-cert", "", "with --plc-tls: the wall's certificate and key in PEM, made on first start (default: the database's path + .plc.pem)")
 	fs.StringVar(&f.lndRPC, "lnd-rpc", "", "the wall's lnd gRPC address (default 127.0.0.1:10009 unless --lndconnect is given)")
 	fs.StringVar(&f.lndCert, "lnd-tlscert", "", "lnd's tls.cert")
 	fs.StringVar(&f.lndMacaroon, "lnd-macaroon", "", "a macaroon with info:read, invoices:read and invoices:write (see the README)")
@@ -122,6 +138,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer store.Close()
+	var plcCert *tls.Certificate
+	var plcCertHash string
+	if f.sdpIface != "" && f.plcTLS {
+		cert, hash, err := linktls.LoadOrCreate(f.plcCertPath(), time.Now())
+		if err != nil {
+			return err
+		}
+		plcCert, plcCertHash = &cert, hash
+		log.Info("wallctl: the car is served over TLS", "cert", f.plcCertPath(), "sha256", hash)
+	}
 
 	lnCfg := lndclient.Config{RPCAddr: f.lndRPC, TLSCertPath: f.lndCert, MacaroonPath: f.lndMacaroon, LndConnectURI: f.lndConnect, Logger: log,
 		Needs: &lndclient.PayeePermissions}
@@ -154,7 +180,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cps := make([]*chargepoint.Controller, f.connectors)
 	for i := range cps {
 		cps[i], err = chargepoint.New(chargepoint.Config{Connector: i + 1, Terms: terms, MaxCurrentA: f.maxCurrentA,
-			InvoiceExpiry: f.invoiceExpiry, MaxOpenInvoices: f.maxOpenInvoices, SimSpeedPermil: simSpeedPermil, Logger: log}, devs[i], cpLn,
+			InvoiceExpiry: f.invoiceExpiry, MaxOpenInvoices: f.maxOpenInvoices, SimSpeedPermil: simSpeedPermil,
+			TLSCertSHA256: plcCertHash, Logger: log}, devs[i], cpLn,
 			cpWatch, cpStore)
 		if err != nil {
 			return fmt.Errorf("%w: %v", subcmd.ErrUsage, err)
@@ -199,6 +226,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		plcLis = bounded(plcLis, f, log)
 		plcSrv = httpapi.NewServer(plcLis.Addr().String(), carH)
+		if plcCert != nil {
+			plcSrv.TLSConfig = linktls.ServerConfig(*plcCert)
+		}
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -216,12 +246,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := plcSrv.Serve(plcLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serve := plcSrv.Serve
+			if plcCert != nil {
+				serve = func(l net.Listener) error { return plcSrv.ServeTLS(l, "", "") }
+			}
+			if err := serve(plcLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("http for the car on %s: %w", f.sdpIface, err)
 			}
 		}()
+		security := sdp.SecurityNone
+		if plcCert != nil {
+			security = sdp.SecurityTLS
+		}
 		r, err := sdp.NewResponder(sdp.ResponderConfig{Iface: f.sdpIface, ServerPort: uint16(plcLis.Addr().(*net.TCPAddr).Port),
-			Security: sdp.SecurityNone, Transport: sdp.TransportTCP, Logger: log})
+			Security: security, Transport: sdp.TransportTCP, Logger: log})
 		if err != nil {
 			return fmt.Errorf("%w: --sdp-iface: %v", subcmd.ErrUsage, err)
 		}
@@ -241,8 +279,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}()
 	}
 	if plcLis != nil {
-		fmt.Fprintf(stdout, "wallctl: serving the page on http://%s and the car (LNURL /lnurlp, status) on http://%s, announced by SDP on %s; EVSE %s, database %s\n",
-			lis.Addr(), plcLis.Addr(), f.sdpIface, f.evseKind, f.db)
+		carScheme := "http"
+		if plcCert != nil {
+			carScheme = "https"
+		}
+		fmt.Fprintf(stdout, "wallctl: serving the page on http://%s and the car (LNURL /lnurlp, status) on %s://%s, announced by SDP on %s; EVSE %s, database %s\n",
+			lis.Addr(), carScheme, plcLis.Addr(), f.sdpIface, f.evseKind, f.db)
 	} else {
 		fmt.Fprintf(stdout, "wallctl: serving on http://%s (status /api/status, LNURL /lnurlp), EVSE %s, database %s\n",
 			lis.Addr(), f.evseKind, f.db)
@@ -397,6 +439,8 @@ func (f *serveFlags) validate(getenv func(string) string) (serveSettings, error)
 		return usage("--plc-port %d: give 0 (any) to 65535", f.plcPort)
 	case f.maxConnsPerHost < 1 || f.maxConnsPerHost > f.maxConns:
 		return usage("--max-conns-per-host %d: give 1 to --max-conns (%d)", f.maxConnsPerHost, f.maxConns)
+	case f.plcCert != "" && (f.sdpIface == "" || !f.plcTLS):
+		return usage("--plc-cert %q: the certificate is for the car's TLS on the PLC link; give --sdp-iface and leave --plc-tls on", f.plcCert)
 	}
 	terms := metering.Terms{PriceMsatPerWh: f.price, IncrementWh: f.increment, FirstMultiple: f.firstMultiple,
 		GraceWh: f.grace, UnpaidTimeout: f.unpaidTimeout}

@@ -106,6 +106,10 @@ type Config struct {
 	// guard withdraws power, since nobody is metering meanwhile. Zero:
 	// one and a half meter intervals.
 	StallAfter time.Duration
+	// TLSCertSHA256 is the fingerprint of the certificate the car's
+	// listener serves (linktls), named in every offer; empty when the car
+	// is served plain HTTP.
+	TLSCertSHA256 string
 	// ReceiptURL, given a session id, is the absolute URL of its receipt
 	// (the LNURL success action); empty leaves success actions out.
 	ReceiptURL func(sessionID string) string

@@ -232,6 +232,7 @@ func (c *Controller) openSessionLocked(ctx context.Context, st evse.Status, now 
 		SessionID: id, PriceMsatPerWh: t.PriceMsatPerWh, IncrementWh: t.IncrementWh,
 		FirstMultiple: t.FirstMultiple, GraceWh: t.GraceWh, MaxPowerW: c.cfg.MaxPowerW,
 		WallNodeKey: c.ln.PubKey(), ValidUntil: now.Add(c.cfg.OfferValidity), Network: c.ln.Network(),
+		TLSCertSHA256: c.cfg.TLSCertSHA256,
 	}
 	desc := fmt.Sprintf("satwatt charging session %s: %d msat per Wh", id, t.PriceMsatPerWh)
 	meta, err := offer.Metadata(o, desc)
