@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -49,7 +50,7 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	cfg := sdp.Config{Iface: *iface, Attempts: *attempts, Interval: *interval, Logger: log,
-		Security: sdp.SecurityNone, Transport: sdp.TransportTCP, Settle: discoverSettle}
+		Security: sdp.SecurityTLS, Transport: sdp.TransportTCP, Settle: discoverSettle}
 	if *target != "" {
 		ap, err := netip.ParseAddrPort(*target)
 		if err != nil || !ap.Addr().Is6() {
@@ -74,7 +75,7 @@ func runDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("discover on %s: %w", where(cfg), err)
 	}
 	r := res.Response
-	out := discoverResult{Address: r.Addr.String(), Port: r.Port, URL: "http://" + netip.AddrPortFrom(r.Addr, r.Port).String(),
+	out := discoverResult{Address: r.Addr.String(), Port: r.Port, URL: wallURL(r).String(),
 		Security: sdp.SecurityName(r.Security), Transport: sdp.TransportName(r.Transport), From: res.From.String(),
 		Requests: res.Requests, Malformed: res.Malformed, Ignored: res.Ignored}
 	for _, o := range res.Others {
@@ -100,4 +101,14 @@ func where(cfg sdp.Config) string {
 		return cfg.Target.String()
 	}
 	return "[ff02::1%" + cfg.Iface + "]:15118"
+}
+
+// wallURL is the root of the wall's routes that an SDP answer announces:
+// https when the wall says it serves TLS.
+func wallURL(r sdp.Response) *url.URL {
+	scheme := "http"
+	if r.Security == sdp.SecurityTLS {
+		scheme = "https"
+	}
+	return &url.URL{Scheme: scheme, Host: netip.AddrPortFrom(r.Addr, r.Port).String(), Path: "/"}
 }

@@ -15,7 +15,7 @@ import (
 // fakeWall answers SDP requests on [::1] the way a charger does, after
 // sending a garbage datagram first; it stands in for wallctl's responder,
 // which needs a link-local interface.
-func fakeWall(t *testing.T, port uint16) netip.AddrPort {
+func fakeWall(t *testing.T, port uint16, security byte) netip.AddrPort {
 	t.Helper()
 	c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
 	if err != nil {
@@ -23,7 +23,7 @@ func fakeWall(t *testing.T, port uint16) netip.AddrPort {
 	}
 	t.Cleanup(func() { c.Close() })
 	resp, err := sdp.AppendResponse(nil, sdp.Response{Addr: netip.MustParseAddr("fe80::c690:83f3:fbcb:980e"), Port: port,
-		Security: sdp.SecurityNone, Transport: sdp.TransportTCP})
+		Security: security, Transport: sdp.TransportTCP})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,8 @@ func fakeWall(t *testing.T, port uint16) netip.AddrPort {
 }
 
 func TestDiscoverCommand(t *testing.T) {
-	wall := fakeWall(t, 51111)
+	wall := fakeWall(t, 51111, sdp.SecurityNone)
+	tlsWall := fakeWall(t, 51112, sdp.SecurityTLS)
 	silent, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +59,9 @@ func TestDiscoverCommand(t *testing.T) {
 		contains []string
 	}{
 		{"finds the wall and prints it", []string{"--target", wall.String()}, 0,
-			[]string{"fe80::c690:83f3:fbcb:980e", "51111", "security   none", "transport  tcp", "1 malformed"}},
+			[]string{"fe80::c690:83f3:fbcb:980e", "51111", "security   none", "transport  tcp", "1 malformed", "http://[fe80::c690:83f3:fbcb:980e]:51111/"}},
+		{"a wall serving TLS: an https URL", []string{"--target", tlsWall.String()}, 0,
+			[]string{"security   tls", "https://[fe80::c690:83f3:fbcb:980e]:51112/"}},
 		{"nothing answers", []string{"--target", silent.LocalAddr().String(), "--attempts", "3", "--interval", "10ms"}, 1,
 			[]string{"no wall answered: 3 SDP requests"}},
 		{"needs an interface or a target", nil, 2, []string{"--iface"}},
@@ -84,7 +87,7 @@ func TestDiscoverCommand(t *testing.T) {
 		t.Fatalf("--json: exit %d: %s", code, errb.String())
 	}
 	var got discoverResult
-	if err := json.Unmarshal(out.Bytes(), &got); err != nil || got.Port != 51111 || got.URL != "http://[fe80::c690:83f3:fbcb:980e]:51111" {
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil || got.Port != 51111 || got.URL != "http://[fe80::c690:83f3:fbcb:980e]:51111/" {
 		t.Errorf("--json: %+v %v", got, err)
 	}
 }

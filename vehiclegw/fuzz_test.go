@@ -242,6 +242,8 @@ func TestRunFlagsValidate(t *testing.T) {
 		// the gateway found out only when it looked for the wall.
 		{"wall URL with a bare zone", with("--wall", "http://[fe80::1%eth1]:8080/"), fuzzLndConnect, `--wall "http://[fe80::1%eth1]:8080/"`},
 		{"wall without a scheme", with("--wall", "127.0.0.1:8080"), fuzzLndConnect, `--wall "127.0.0.1:8080"`},
+		{"plain wall with TLS required", with("--require-tls"), fuzzLndConnect, `--wall "http://127.0.0.1:8080/" with --require-tls`},
+		{"https wall with TLS required", with("--require-tls", "--wall", "https://[fe80::1%25eth1]:8081/"), fuzzLndConnect, ""},
 		{"recording as the bus", []string{"--can", "car.log", "--iface", "eth1"}, fuzzLndConnect, `--can "car.log" is a recording`},
 		{"bad bus", []string{"--can", "can0:1", "--iface", "eth1"}, fuzzLndConnect, "--can: canbus: bad source"},
 		{"bad interface", []string{"--can", "vcan0", "--iface", "eth 1"}, fuzzLndConnect, `--iface "eth 1"`},

@@ -127,6 +127,12 @@ func TestRegtestHostileWall(t *testing.T) {
 	}, {
 		name: "offer_stalls", offerTrick: "stall",
 		wantCode: "WALL_ERROR", wantLog: "deadline exceeded",
+	}, {
+		// A relay on the link that terminates TLS with its own
+		// certificate and passes on the real wall's offer, which names
+		// the wall's certificate.
+		name: "relay_terminating_tls", offerTrick: "relay-tls",
+		wantCode: "WALL_ERROR", wantLog: "the offer does not name the wall's TLS certificate",
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { env.run(t, tc) })
@@ -417,6 +423,9 @@ func newHostileWall(t *testing.T, tc hostileCase, ln, mallory *lndclient.Client)
 		ValidUntil:     time.Now().Add(time.Hour).Truncate(time.Second),
 		Network:        "regtest",
 	}
+	if tc.offerTrick == "relay-tls" {
+		w.offer.TLSCertSHA256 = strings.Repeat("ab", 32) // the real wall's, not the relay's
+	}
 	w.accepted = w.metadataAt(tc.price)
 	w.served = w.accepted
 
@@ -437,7 +446,11 @@ func newHostileWall(t *testing.T, tc hostileCase, ln, mallory *lndclient.Client)
 	mux.HandleFunc("GET /lnurlp/{session}/callback", w.callback)
 	mux.HandleFunc("GET /api/status", func(rw http.ResponseWriter, r *http.Request) { writeJSONTo(rw, w.status()) })
 	mux.HandleFunc("GET /api/status/stream", w.stream)
-	w.srv = httptest.NewServer(mux)
+	if tc.offerTrick == "relay-tls" {
+		w.srv = httptest.NewTLSServer(mux)
+	} else {
+		w.srv = httptest.NewServer(mux)
+	}
 	go w.followSettlements()
 	t.Cleanup(func() {
 		close(w.done) // ends the streams, so Close does not wait for them

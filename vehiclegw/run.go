@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -44,7 +43,7 @@ type runFlags struct {
 	maxPayment, maxFee, packWh, meterSlackWh         int64
 	leadTime, payTimeout                             time.Duration
 	simSpeed                                         float64
-	asJSON, shareSoC                                 bool
+	asJSON, shareSoC, requireTLS                     bool
 }
 
 func runFlagSet(stderr io.Writer) (*flag.FlagSet, *runFlags) {
@@ -54,6 +53,7 @@ func runFlagSet(stderr io.Writer) (*flag.FlagSet, *runFlags) {
 	fs.StringVar(&f.dbcPath, "dbc", "", "DBC file to use instead of the profile's own")
 	fs.StringVar(&f.can, "can", "", "the vehicle bus, live: IFACE (SocketCAN, e.g. can0) or socketcand://HOST:PORT/BUS; the gateway reads it and sends its status on it")
 	fs.StringVar(&f.iface, "iface", "", "the PLC modem's interface: find the wall there with ISO 15118 SDP")
+	fs.BoolVar(&f.requireTLS, "require-tls", false, "pay only a wall that serves TLS and names its certificate in the offer (a wall on plain HTTP is otherwise used, with a warning)")
 	fs.StringVar(&f.wall, "wall", "", "the wall's URL instead of SDP (static set-ups), e.g. http://[fe80::1%25eth1]:8080/ (a URL writes the zone's % as %25)")
 	fs.StringVar(&f.db, "db", "car.db", "the car's ledger (SQLite, created if missing)")
 	fs.StringVar(&f.lndRPC, "lnd-rpc", "", "the owner's lnd gRPC address (default 127.0.0.1:10009 unless --lndconnect is given)")
@@ -233,6 +233,8 @@ func (f *runFlags) validate(getenv func(string) string) (buypolicy.Settings, err
 	case f.wall != "":
 		if u, err := url.Parse(f.wall); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return usage("--wall %q: want the wall's URL, such as http://[fe80::1%%25eth1]:8080/ (a URL writes a zone's %% as %%25)", f.wall)
+		} else if f.requireTLS && u.Scheme != "https" {
+			return usage("--wall %q with --require-tls: give the wall's https URL", f.wall)
 		}
 	}
 	if !(f.simSpeed >= minRunSimSpeed && f.simSpeed <= maxRunSimSpeed) { // NaN fails too
@@ -354,20 +356,38 @@ func loopConfig(s buypolicy.Settings, network string, f *runFlags, clk clocks, l
 // findWall is the static address, or SDP on the PLC interface.
 func findWall(ctx context.Context, f *runFlags, log *slog.Logger) (*url.URL, error) {
 	if f.wall != "" {
-		return url.Parse(f.wall)
+		u, err := url.Parse(f.wall)
+		if err != nil {
+			return nil, err
+		}
+		return checkTLS(u, f, log)
 	}
 	// Discover logs a warning naming any other wall that answers too.
-	res, err := sdp.Discover(ctx, sdp.Config{Iface: f.iface, Security: sdp.SecurityNone, Transport: sdp.TransportTCP,
+	// Ask for TLS; the wall answers with what it serves.
+	res, err := sdp.Discover(ctx, sdp.Config{Iface: f.iface, Security: sdp.SecurityTLS, Transport: sdp.TransportTCP,
 		Settle: discoverSettle, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("SDP on %s: %w", f.iface, err)
 	}
 	r := res.Response
-	if r.Transport != sdp.TransportTCP || r.Security != sdp.SecurityNone {
-		return nil, fmt.Errorf("the wall at %s offers security %s over %s; this gateway speaks plain HTTP over TCP",
-			r.Addr, sdp.SecurityName(r.Security), sdp.TransportName(r.Transport))
+	if r.Transport != sdp.TransportTCP {
+		return nil, fmt.Errorf("the wall at %s offers %s; this gateway speaks HTTP over TCP", r.Addr, sdp.TransportName(r.Transport))
 	}
-	return &url.URL{Scheme: "http", Host: netip.AddrPortFrom(r.Addr, r.Port).String(), Path: "/"}, nil
+	return checkTLS(wallURL(r), f, log)
+}
+
+// checkTLS holds the wall's URL to --require-tls, and warns of a plain
+// link otherwise: anyone on the powerline can read and alter it.
+func checkTLS(u *url.URL, f *runFlags, log *slog.Logger) (*url.URL, error) {
+	if u.Scheme == "https" {
+		return u, nil
+	}
+	if f.requireTLS {
+		return nil, fmt.Errorf("the wall at %s serves plain HTTP, and --require-tls is set", u.Host)
+	}
+	log.Warn("vehiclegw: the wall serves plain HTTP: its offer and the session's status cross the link unencrypted "+
+		"(the invoice checks and the caps still hold)", "wall", u.Host)
+	return u, nil
 }
 
 // liveCar feeds the tracker from the bus and answers the loop's questions.
