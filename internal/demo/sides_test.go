@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"satwatt/internal/linktls"
 )
 
 // checkSides: with the PLC link, the car reaches the LNURL routes on the
@@ -36,7 +38,11 @@ func checkSides(t *testing.T, s *Site) {
 	// (%25 is the zone's "%" in a URL).
 	wallLL := string(m[1]) + "%25" + PLCIface
 	webPort := strings.TrimPrefix(s.WebURL[strings.LastIndexByte(s.WebURL, ':'):], ":")
-	fromCar := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dialIn(s.NS.Car)}}
+	// The car's side is TLS with the wall's own certificate: pin it as
+	// the gateway does, and compare with the file the wall keeps.
+	var pin linktls.Pin
+	fromCar := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dialIn(s.NS.Car), TLSClientConfig: pin.ClientConfig()}}
+	plainFromCar := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dialIn(s.NS.Car)}}
 	fromLAN := &http.Client{Timeout: 10 * time.Second}
 	unrouted := "404 page not found\n"
 	for _, tc := range []struct {
@@ -45,10 +51,11 @@ func checkSides(t *testing.T, s *Site) {
 		url    string
 		want   string // "served", "unrouted" or "closed"
 	}{
-		{"car: the offer on the PLC side", fromCar, "http://" + net.JoinHostPort(wallLL, "8081") + "/lnurlp", "served"},
-		{"car: the status on the PLC side", fromCar, "http://" + net.JoinHostPort(wallLL, "8081") + "/api/status", "served"},
-		{"car: no settings on the PLC side", fromCar, "http://" + net.JoinHostPort(wallLL, "8081") + "/settings", "unrouted"},
-		{"car: no metrics on the PLC side", fromCar, "http://" + net.JoinHostPort(wallLL, "8081") + "/metrics", "unrouted"},
+		{"car: the offer on the PLC side", fromCar, "https://" + net.JoinHostPort(wallLL, "8081") + "/lnurlp", "served"},
+		{"car: the status on the PLC side", fromCar, "https://" + net.JoinHostPort(wallLL, "8081") + "/api/status", "served"},
+		{"car: no settings on the PLC side", fromCar, "https://" + net.JoinHostPort(wallLL, "8081") + "/settings", "unrouted"},
+		{"car: no metrics on the PLC side", fromCar, "https://" + net.JoinHostPort(wallLL, "8081") + "/metrics", "unrouted"},
+		{"car: no plain HTTP on the PLC side", plainFromCar, "http://" + net.JoinHostPort(wallLL, "8081") + "/lnurlp", "refused"},
 		{"car: the owner's listener over the cable", fromCar, "http://" + net.JoinHostPort(wallLL, webPort) + "/settings", "closed"},
 		{"LAN: the page", fromLAN, s.WebURL + "/settings", "served"},
 		{"LAN: no offer", fromLAN, s.WebURL + "/lnurlp", "unrouted"},
@@ -65,13 +72,23 @@ func checkSides(t *testing.T, s *Site) {
 		} else {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusNotFound && string(b) == unrouted {
+			switch {
+			case resp.StatusCode == http.StatusNotFound && string(b) == unrouted:
 				got = "unrouted"
+			case resp.StatusCode == http.StatusBadRequest && strings.Contains(string(b), "HTTPS server"):
+				got = "refused" // Go's answer to plain HTTP on a TLS listener
 			}
 		}
 		if got != tc.want {
 			t.Errorf("%s (%s): %s, want %s", tc.name, tc.url, got, tc.want)
 		}
+	}
+	_, onDisk, err := linktls.LoadOrCreate(s.WallDB+".plc.pem", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pin.Fingerprint(); got != onDisk {
+		t.Errorf("the car's side presented certificate sha256 %s, the wall keeps %s", got, onDisk)
 	}
 }
 
