@@ -9,10 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -242,32 +240,11 @@ func (f *runFlags) validate(getenv func(string) string) (buypolicy.Settings, err
 	}
 
 	// The car's lnd: an lndconnect URI, or the three flags.
-	lndFlags := f.lndRPC != "" || f.lndCert != "" || f.lndMacaroon != ""
-	from := "--lndconnect"
-	if f.lndConnect == "" {
-		f.lndConnect, from = getenv(lndConnectEnv), "$"+lndConnectEnv
+	lnd := lndclient.Flags{RPCAddr: f.lndRPC, TLSCertPath: f.lndCert, MacaroonPath: f.lndMacaroon, LndConnect: f.lndConnect}
+	if err := lnd.Resolve(getenv, lndConnectEnv); err != nil {
+		return usage("%w", err)
 	}
-	if f.lndConnect != "" {
-		if lndFlags {
-			return usage("%s and --lnd-rpc, --lnd-tlscert or --lnd-macaroon are both given: give one or the other", from)
-		}
-		if err := lndclient.CheckLndConnect(f.lndConnect); err != nil {
-			return usage("%s: %w", from, err)
-		}
-	} else {
-		if f.lndRPC == "" {
-			f.lndRPC = "127.0.0.1:10009"
-		}
-		if host, port, err := net.SplitHostPort(f.lndRPC); err != nil || host == "" || !validPort(port) {
-			return usage("--lnd-rpc %q: want HOST:PORT of lnd's gRPC", f.lndRPC)
-		}
-		switch {
-		case f.lndCert == "":
-			return usage("--lnd-tlscert is required (lnd's tls.cert), or give --lndconnect or $%s", lndConnectEnv)
-		case f.lndMacaroon == "":
-			return usage("--lnd-macaroon is required, or give --lndconnect or $%s", lndConnectEnv)
-		}
-	}
+	f.lndRPC, f.lndConnect = lnd.RPCAddr, lnd.LndConnect
 
 	// The flags the policy takes multiplied: bounded first, so that none
 	// wraps around into a value the policy accepts.
@@ -309,12 +286,6 @@ func (f *runFlags) validate(getenv func(string) string) (buypolicy.Settings, err
 		return usage("--target, --max-price, --efficiency, --budget-*, --reserve, --max-payment, --max-fee, --pack-wh or --lead-time: %w", err)
 	}
 	return settings, nil
-}
-
-// validPort reports whether port is a TCP port number, 1 to 65535.
-func validPort(port string) bool {
-	n, err := strconv.ParseUint(port, 10, 16)
-	return err == nil && n > 0
 }
 
 // clocks is the gateway's time, split for --sim-speed.

@@ -187,7 +187,7 @@ func checkServeSettings(t *testing.T, f *serveFlags, set serveSettings) {
 		if err := lndclient.CheckLndConnect(f.lndConnect); err != nil {
 			t.Fatalf("lndconnect URI accepted: %v", err)
 		}
-	} else if err := checkHostPort(f.lndRPC); err != nil || f.lndCert == "" || f.lndMacaroon == "" {
+	} else if err := lndclient.CheckHostPort(f.lndRPC); err != nil || f.lndCert == "" || f.lndMacaroon == "" {
 		t.Fatalf("lnd %q, %q, %q accepted: %v", f.lndRPC, f.lndCert, f.lndMacaroon, err)
 	}
 	if f.maxCurrentA < rapi.MinCurrentA || f.maxCurrentA > rapi.MaxCurrentA || f.maxCurrentA < simevse.MinCurrentA {

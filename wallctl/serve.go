@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -390,32 +389,11 @@ func (f *serveFlags) validate(getenv func(string) string) (serveSettings, error)
 	}
 
 	// The wall's lnd: an lndconnect URI, or the three flags.
-	lndFlags := f.lndRPC != "" || f.lndCert != "" || f.lndMacaroon != ""
-	from := "--lndconnect"
-	if f.lndConnect == "" {
-		f.lndConnect, from = getenv(lndConnectEnv), "$"+lndConnectEnv
+	lnd := lndclient.Flags{RPCAddr: f.lndRPC, TLSCertPath: f.lndCert, MacaroonPath: f.lndMacaroon, LndConnect: f.lndConnect}
+	if err := lnd.Resolve(getenv, lndConnectEnv); err != nil {
+		return usage("%w", err)
 	}
-	if f.lndConnect != "" {
-		if lndFlags {
-			return usage("%s and --lnd-rpc, --lnd-tlscert or --lnd-macaroon are both given: give one or the other", from)
-		}
-		if err := lndclient.CheckLndConnect(f.lndConnect); err != nil {
-			return usage("%s: %w", from, err)
-		}
-	} else {
-		if f.lndRPC == "" {
-			f.lndRPC = "127.0.0.1:10009"
-		}
-		if err := checkHostPort(f.lndRPC); err != nil {
-			return usage("--lnd-rpc %q: want HOST:PORT of lnd's gRPC: %w", f.lndRPC, err)
-		}
-		switch {
-		case f.lndCert == "":
-			return usage("--lnd-tlscert is required (lnd's tls.cert), or give --lndconnect or $%s", lndConnectEnv)
-		case f.lndMacaroon == "":
-			return usage("--lnd-macaroon is required, or give --lndconnect or $%s", lndConnectEnv)
-		}
-	}
+	f.lndRPC, f.lndConnect = lnd.RPCAddr, lnd.LndConnect
 
 	// The terms of sale.
 	switch {
@@ -490,22 +468,6 @@ func (f *serveFlags) validate(getenv func(string) string) (serveSettings, error)
 func isHTTPURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
-}
-
-// checkHostPort checks a HOST:PORT address to dial: a host and a port
-// number from 1 to 65535.
-func checkHostPort(addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return err
-	}
-	if host == "" {
-		return errors.New("no host")
-	}
-	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-		return fmt.Errorf("port %q is not 1 to 65535", port)
-	}
-	return nil
 }
 
 // maxConnectors bounds --connectors: every connector runs a controller, an
