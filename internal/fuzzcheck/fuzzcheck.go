@@ -5,6 +5,7 @@
 package fuzzcheck
 
 import (
+	"flag"
 	"runtime"
 	"strings"
 	"testing"
@@ -44,6 +45,39 @@ func ErrorSays(t testing.TB, err error, prefix string, where ...string) {
 	for _, w := range where {
 		if !strings.Contains(msg, w) {
 			t.Fatalf("error %q does not say %q", msg, w)
+		}
+	}
+}
+
+// NamesFlag checks a command's refusal of a command line: it starts with
+// "usage: " and names a flag of fs or one of vars (environment variables),
+// or says which argument the flag package could not take.
+func NamesFlag(t testing.TB, err error, fs *flag.FlagSet, vars ...string) {
+	t.Helper()
+	ErrorSays(t, err, "usage: ")
+	msg := err.Error()
+	named := strings.Contains(msg, "flag provided but not defined: -") || strings.Contains(msg, "bad flag syntax: ") ||
+		strings.Contains(msg, "unexpected arguments: ")
+	fs.VisitAll(func(fl *flag.Flag) {
+		named = named || strings.Contains(msg, "-"+fl.Name)
+	})
+	for _, v := range vars {
+		named = named || strings.Contains(msg, v)
+	}
+	if !named {
+		t.Fatalf("error %q names no flag", err)
+	}
+}
+
+// NoMacaroon checks that err quotes the macaroon of none of the lndconnect
+// URIs.
+func NoMacaroon(t testing.TB, err error, uris ...string) {
+	t.Helper()
+	for _, uri := range uris {
+		_, q, ok := strings.Cut(uri, "macaroon=")
+		q, _, _ = strings.Cut(q, "&")
+		if ok && len(q) >= 8 && strings.Count(uri, q) == 1 && strings.Contains(err.Error(), q) {
+			t.Fatalf("error %q quotes the macaroon", err)
 		}
 	}
 }
