@@ -22,7 +22,7 @@ func fakeWall(t *testing.T, port uint16, security byte) netip.AddrPort {
 		t.Fatalf("no IPv6 loopback (the SDP tests need ::1): %v", err)
 	}
 	t.Cleanup(func() { c.Close() })
-	resp, err := sdp.AppendResponse(nil, sdp.Response{Addr: netip.MustParseAddr("fe80::c690:83f3:fbcb:980e"), Port: port,
+	resp, err := sdp.AppendResponse(nil, sdp.Response{Addr: netip.MustParseAddr("fe80::1:2:3:4"), Port: port,
 		Security: security, Transport: sdp.TransportTCP})
 	if err != nil {
 		t.Fatal(err)
@@ -59,9 +59,9 @@ func TestDiscoverCommand(t *testing.T) {
 		contains []string
 	}{
 		{"finds the wall and prints it", []string{"--target", wall.String()}, 0,
-			[]string{"fe80::c690:83f3:fbcb:980e", "51111", "security   none", "transport  tcp", "1 malformed", "http://[fe80::c690:83f3:fbcb:980e]:51111/"}},
+			[]string{"fe80::1:2:3:4", "51111", "security   none", "transport  tcp", "1 malformed", "http://[fe80::1:2:3:4]:51111/"}},
 		{"a wall serving TLS: an https URL", []string{"--target", tlsWall.String()}, 0,
-			[]string{"security   tls", "https://[fe80::c690:83f3:fbcb:980e]:51112/"}},
+			[]string{"security   tls", "https://[fe80::1:2:3:4]:51112/"}},
 		{"nothing answers", []string{"--target", silent.LocalAddr().String(), "--attempts", "3", "--interval", "10ms"}, 1,
 			[]string{"no wall answered: 3 SDP requests"}},
 		{"needs an interface or a target", nil, 2, []string{"--iface"}},
@@ -87,7 +87,7 @@ func TestDiscoverCommand(t *testing.T) {
 		t.Fatalf("--json: exit %d: %s", code, errb.String())
 	}
 	var got discoverResult
-	if err := json.Unmarshal(out.Bytes(), &got); err != nil || got.Port != 51111 || got.URL != "http://[fe80::c690:83f3:fbcb:980e]:51111/" {
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil || got.Port != 51111 || got.URL != "http://[fe80::1:2:3:4]:51111/" {
 		t.Errorf("--json: %+v %v", got, err)
 	}
 }

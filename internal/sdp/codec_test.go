@@ -167,7 +167,7 @@ func TestEncodeRefuses(t *testing.T) {
 
 const (
 	validRequest  = "01fe9000 00000002 1000"
-	validResponse = "01fe9001 00000014 fe80000000000000c69083f3fbcb980e 3b0e 1000"
+	validResponse = "01fe9001 00000014 fe800000000000000001000200030004 3b0e 1000"
 )
 
 func TestParseErrors(t *testing.T) {
@@ -198,10 +198,10 @@ func TestParseErrors(t *testing.T) {
 		{"request security", request, "01fe9000 00000002 0100", ErrSecurity, 8, "security 0x01"},
 		{"request transport", request, "01fe9000 00000002 1020", ErrTransport, 9, "transport 0x20"},
 		{"request to response parser", response, validRequest, ErrPayloadType, 2, "payload type 0x9000, want 0x9001"},
-		{"response cut", response, "01fe9001 00000012 fe80000000000000c69083f3fbcb980e 3b0e", ErrTruncated, 26, "payload of 18 bytes"},
+		{"response cut", response, "01fe9001 00000012 fe800000000000000001000200030004 3b0e", ErrTruncated, 26, "payload of 18 bytes"},
 		{"response trailing byte", response, validResponse + "00", ErrLength, 4, "says 20 but the datagram carries 21"},
-		{"response security", response, "01fe9001 00000014 fe80000000000000c69083f3fbcb980e 3b0e 1100", ErrSecurity, 26, "security 0x11"},
-		{"response transport", response, "01fe9001 00000014 fe80000000000000c69083f3fbcb980e 3b0e 10ff", ErrTransport, 27, "transport 0xff"},
+		{"response security", response, "01fe9001 00000014 fe800000000000000001000200030004 3b0e 1100", ErrSecurity, 26, "security 0x11"},
+		{"response transport", response, "01fe9001 00000014 fe800000000000000001000200030004 3b0e 10ff", ErrTransport, 27, "transport 0xff"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -35,11 +35,11 @@ var fuzzSeeds = []string{
 	"02fd9000 00000002 1000",   // another protocol version
 	"01ff9000 00000002 1000",   // inverse version wrong
 	"01fe8001 00000002 8098",   // an EXI message, not SDP
-	"01fe9001 00000014 fe80000000000000c69083f3fbcb980e 3b0e 1000", // response
+	"01fe9001 00000014 fe800000000000000001000200030004 3b0e 1000", // response
 	"01fe9001 00000014 ff020000000000000000000000000001 3b0e 1000", // multicast address
 	"01fe9001 00000014 00000000000000000000000000000000 0000 0010", // unspecified, port 0
 	"01fe9001 00000014 00000000000000000000ffffc0000201 d121 1000", // IPv4-mapped
-	"01fe9001 ffffffff fe80000000000000c69083f3fbcb980e 3b0e 1000", // length at max
+	"01fe9001 ffffffff fe800000000000000001000200030004 3b0e 1000", // length at max
 	"01fe9001 00000002 1000", // response type, request payload
 }
 
@@ -202,7 +202,7 @@ func FuzzParseResponse(f *testing.F) {
 // allocate for it once its log lines are rate-limited.
 func FuzzReceivedDatagram(f *testing.F) {
 	addSeeds(f)
-	announce := Response{Addr: netip.MustParseAddr("fe80::c690:83f3:fbcb:980e"), Port: 15118, Security: SecurityNone, Transport: TransportTCP}
+	announce := Response{Addr: netip.MustParseAddr("fe80::1:2:3:4"), Port: 15118, Security: SecurityNone, Transport: TransportTCP}
 	answer, err := AppendResponse(nil, announce)
 	if err != nil {
 		f.Fatal(err)
