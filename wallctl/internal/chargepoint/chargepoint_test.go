@@ -60,16 +60,24 @@ var t0 = time.Date(2026, 11, 25, 2, 0, 0, 0, time.UTC)
 // 100 msat/Wh, 50 Wh increments, first payment 10,000 msat, 10 Wh grace.
 var testTerms = metering.Terms{PriceMsatPerWh: 100, IncrementWh: 50, FirstMultiple: 2, GraceWh: 10, UnpaidTimeout: 5 * time.Minute}
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { t.Helper(); return newRigWith(t, clock.NewManual(t0), nil) }
+
+// newRigWith is newRig with clk, and with set changing the rig (a store
+// wrapper, the wall's own clock) before the controller opens.
+func newRigWith(t *testing.T, clk *clock.Manual, set func(*rig)) *rig {
 	t.Helper()
-	return newConnector(t, 1, clock.NewManual(t0), lnfake.New(), filepath.Join(t.TempDir(), "wall.db"))
+	return newConnector(t, 1, clk, lnfake.New(), filepath.Join(t.TempDir(), "wall.db"), set)
 }
 
 // newConnector makes a rig for one connector of a wall whose others share
-// clk, ln and the database at path.
-func newConnector(t *testing.T, connector int, clk *clock.Manual, ln *lnfake.Node, path string) *rig {
+// clk, ln and the database at path; set, if not nil, changes it before
+// the controller opens.
+func newConnector(t *testing.T, connector int, clk *clock.Manual, ln *lnfake.Node, path string, set func(*rig)) *rig {
 	t.Helper()
 	r := &rig{t: t, ctx: t.Context(), clk: clk, ln: ln, path: path, connector: connector}
+	if set != nil {
+		set(r)
+	}
 	var err error
 	r.sim, err = simevse.New(simevse.Config{Clock: r.clk, WatchdogTimeout: -1})
 	if err != nil {
@@ -611,8 +619,8 @@ func TestLookahead(t *testing.T) {
 // on the other.
 func TestRestartKeepsEachConnectorsOwnSession(t *testing.T) {
 	clk, ln, path := clock.NewManual(t0), lnfake.New(), filepath.Join(t.TempDir(), "wall.db")
-	one := newConnector(t, 1, clk, ln, path)
-	two := newConnector(t, 2, clk, ln, path)
+	one := newConnector(t, 1, clk, ln, path, nil)
+	two := newConnector(t, 2, clk, ln, path, nil)
 	for _, r := range []*rig{one, two} {
 		r.car.Plug()
 		r.c.step(r.ctx)
@@ -714,14 +722,7 @@ func (s *refusingStore) SettleInvoice(ctx context.Context, hash string, amt int6
 // for the invoice's expiry check, minutes away, to credit it.
 func TestSettlementTheStoreRefusedIsRetried(t *testing.T) {
 	rs := &refusingStore{}
-	r := &rig{t: t, ctx: t.Context(), clk: clock.NewManual(t0), ln: lnfake.New(), path: filepath.Join(t.TempDir(), "wall.db"),
-		connector: 1, wrap: func(s Store) Store { rs.Store = s; return rs }}
-	var err error
-	if r.sim, err = simevse.New(simevse.Config{Clock: r.clk, WatchdogTimeout: -1}); err != nil {
-		t.Fatal(err)
-	}
-	r.car = r.sim.Vehicle().(*simevse.FixedVehicle)
-	r.open()
+	r := newRigWith(t, clock.NewManual(t0), func(r *rig) { r.wrap = func(s Store) Store { rs.Store = s; return rs } })
 	r.car.Plug()
 	r.c.step(r.ctx)
 	id := r.c.Status().Session.ID
@@ -785,14 +786,7 @@ func TestClockSteps(t *testing.T) {
 				tc.step = -wc.offset
 				start = time.Unix(0, 0)
 			}
-			r := &rig{t: t, ctx: t.Context(), clk: wc.Manual, ln: lnfake.New(), path: filepath.Join(t.TempDir(), "wall.db"),
-				connector: 1, wallClock: wc}
-			var err error
-			if r.sim, err = simevse.New(simevse.Config{Clock: r.clk, WatchdogTimeout: -1}); err != nil {
-				t.Fatal(err)
-			}
-			r.car = r.sim.Vehicle().(*simevse.FixedVehicle)
-			r.open()
+			r := newRigWith(t, wc.Manual, func(r *rig) { r.wallClock = wc })
 			r.car.Plug()
 			r.c.step(r.ctx)
 			id := r.c.Status().Session.ID
