@@ -81,7 +81,7 @@ BENCH_COUNT ?= 3
 BENCH_TIME ?= 500ms
 BENCH_OUT = $(CACHE)/bench
 BENCH_QUICK_PKGS = ./dbc ./internal/canbus ./internal/canlog ./internal/demo ./internal/rapi ./internal/sdp \
-	./internal/wallstore ./vehiclegw ./wallctl/internal/httpapi
+	./internal/wallclient ./internal/wallstore ./vehiclegw ./wallctl/internal/httpapi
 bench: lnd-bins
 	@mkdir -p $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench '^Benchmark([^SH]|S[^y]|H[^i])' -benchmem -benchtime $(BENCH_TIME) -count $(BENCH_COUNT) $(BENCH_QUICK_PKGS) | tee $(BENCH_OUT)/quick.txt

@@ -13,7 +13,7 @@ import (
 	"satwatt/internal/linktls"
 )
 
-func newCert(t *testing.T) (tls.Certificate, string) {
+func newCert(t testing.TB) (tls.Certificate, string) {
 	t.Helper()
 	cert, fp, err := linktls.LoadOrCreate(filepath.Join(t.TempDir(), "plc.pem"), time.Now())
 	if err != nil {
