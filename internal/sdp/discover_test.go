@@ -75,14 +75,14 @@ func TestDiscoverSkipsBadAnswers(t *testing.T) {
 		return b
 	}
 	replies := [][]byte{
-		[]byte("hello"),                              // malformed
-		unhex(t, validRequest),                       // a request echoed back: ignored
-		unhex(t, validResponse+"00"),                 // length mismatch: malformed
-		unhex(t, "01fe8001 00000002 8098"),           // EXI, not SDP: ignored
-		mustResponse("::", 15118),                    // unusable address: ignored
-		mustResponse("ff02::1", 15118),               // unusable address: ignored
-		mustResponse("fe80::1:2:3:4", 0), // unusable port: ignored
-		{}, // empty: malformed
+		[]byte("hello"),                    // malformed
+		unhex(t, validRequest),             // a request echoed back: ignored
+		unhex(t, validResponse+"00"),       // length mismatch: malformed
+		unhex(t, "01fe8001 00000002 8098"), // EXI, not SDP: ignored
+		mustResponse("::", 15118),          // unusable address: ignored
+		mustResponse("ff02::1", 15118),     // unusable address: ignored
+		mustResponse("fe80::1:2:3:4", 0),   // unusable port: ignored
+		{},                                 // empty: malformed
 		mustResponse("fe80::1:2:3:4", 51111),
 		mustResponse("fe80::9", 1), // after the answer: never read
 	}
