@@ -518,6 +518,16 @@ func parseDay(s string) (time.Time, error) {
 	return t, nil
 }
 
+// parseUntil reads the end of a range: a date includes that day, as on the
+// history page, in the CSV and in the history command; an RFC 3339 time is
+// the instant the range stops before.
+func parseUntil(s string) (time.Time, error) {
+	if t, err := time.ParseInLocation(time.DateOnly, s, time.Local); err == nil {
+		return t.AddDate(0, 0, 1), nil
+	}
+	return parseDay(s)
+}
+
 func (a *api) history(w http.ResponseWriter, r *http.Request) {
 	q, err := strictQuery(r, "since", "until", "limit")
 	if err != nil {
@@ -529,7 +539,7 @@ func (a *api) history(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, "since: "+err.Error())
 		return
 	}
-	until, err := parseDay(q.Get("until"))
+	until, err := parseUntil(q.Get("until"))
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, "until: "+err.Error())
 		return
@@ -543,8 +553,8 @@ func (a *api) history(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	if !since.IsZero() && !until.IsZero() && since.After(until) {
-		writeErr(w, http.StatusBadRequest, fmt.Sprintf("since %s is after until %s", since.Format(time.RFC3339), until.Format(time.RFC3339)))
+	if !since.IsZero() && !until.IsZero() && !since.Before(until) {
+		writeErr(w, http.StatusBadRequest, fmt.Sprintf("since %s is not before until %s", q.Get("since"), q.Get("until")))
 		return
 	}
 	rows, tot, err := a.hist.History(r.Context(), wallstore.HistoryQuery{Since: since, Until: until, Limit: limit})

@@ -421,3 +421,49 @@ func TestHostWithoutZone(t *testing.T) {
 		t.Errorf("pay request over a zoned Host: %s, want %s", rec.Body.String(), want)
 	}
 }
+
+// rangeHistory records the range the API asks the store for.
+type rangeHistory struct {
+	fakeHistory
+	got wallstore.HistoryQuery
+}
+
+func (h *rangeHistory) History(ctx context.Context, q wallstore.HistoryQuery) ([]wallstore.SessionSummary, wallstore.Totals, error) {
+	h.got = q
+	return nil, wallstore.Totals{}, nil
+}
+
+// TestHistoryRange: a date as until includes that day, as the history
+// page, the CSV and the history command do; a time is an exclusive instant.
+func TestHistoryRange(t *testing.T) {
+	day := func(s string) time.Time {
+		d, _ := time.ParseInLocation(time.DateOnly, s, time.Local)
+		return d
+	}
+	for _, tc := range []struct {
+		query       string
+		code        int
+		since, till time.Time
+	}{
+		{"since=2026-11-01&until=2026-11-30", 200, day("2026-11-01"), day("2026-12-01")},
+		{"since=2026-11-30&until=2026-11-30", 200, day("2026-11-30"), day("2026-12-01")},
+		{"until=2026-11-30T12:00:00Z", 200, time.Time{}, time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)},
+		{"since=2026-11-30T12:00:00Z&until=2026-11-30T12:00:00Z", 400, time.Time{}, time.Time{}},
+		{"since=2026-11-24&until=2026-11-20", 400, time.Time{}, time.Time{}},
+	} {
+		h := &rangeHistory{}
+		api, err := New(Config{Token: token}, &fakeWall{open: true}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		api.ServeHTTP(rec, httptest.NewRequest("GET", "/api/history?"+tc.query, nil))
+		if rec.Code != tc.code {
+			t.Errorf("%s: %d %s, want %d", tc.query, rec.Code, rec.Body, tc.code)
+			continue
+		}
+		if tc.code == 200 && (!h.got.Since.Equal(tc.since) || !h.got.Until.Equal(tc.till)) {
+			t.Errorf("%s: asked the store for %v to %v, want %v to %v", tc.query, h.got.Since, h.got.Until, tc.since, tc.till)
+		}
+	}
+}
