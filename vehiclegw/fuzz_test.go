@@ -217,7 +217,7 @@ func TestRunFlagsValidate(t *testing.T) {
 		{"bad interface", []string{"--can", "vcan0", "--iface", "eth 1"}, fuzzLndConnect, `--iface "eth 1"`},
 		{"both the interface and the wall", with("--iface", "eth1"), fuzzLndConnect, "--iface IFACE"},
 		{"lndconnect URI with the lnd flags", with(append([]string{"--lndconnect", fuzzLndConnect}, lnd...)...), "", "--lndconnect and --lnd-rpc"},
-		{"environment URI with the lnd flags", with(lnd...), fuzzLndConnect, "$VEHICLEGW_LNDCONNECT and --lnd-rpc"},
+		{"the lnd flags win over the environment URI", with(lnd...), fuzzLndConnect, ""},
 		{"lndconnect URI without a macaroon", base, "lndconnect://h:1", "$VEHICLEGW_LNDCONNECT: lndconnect URI: no macaroon"},
 		{"lnd flags without the macaroon", with("--lnd-tlscert", "tls.cert"), "", "--lnd-macaroon is required"},
 		{"lnd address without a port", with("--lnd-rpc", "127.0.0.1", "--lnd-tlscert", "c", "--lnd-macaroon", "m"), "", `--lnd-rpc "127.0.0.1"`},

@@ -207,7 +207,7 @@ func TestServeFlagsValidate(t *testing.T) {
 		{"bad public URL after lnd was dialled", []string{"--public-url", "wall.example"}, fuzzLndConnect, `--public-url "wall.example"`},
 		{"bad simulated car URL", []string{"--sim-car", "127.0.0.1:1"}, fuzzLndConnect, `--sim-car "127.0.0.1:1"`},
 		{"lndconnect URI with the lnd flags", append([]string{"--lndconnect", fuzzLndConnect}, lnd...), "", "--lndconnect and --lnd-rpc"},
-		{"environment URI with the lnd flags", lnd, fuzzLndConnect, "$WALLCTL_LNDCONNECT and --lnd-rpc"},
+		{"the lnd flags win over the environment URI", lnd, fuzzLndConnect, ""},
 		{"lndconnect URI with port 0", []string{"--lndconnect", "lndconnect://h:0?macaroon=AgEDbG5kAvgBAwoQ"}, "", `--lndconnect: lndconnect URI: port "0"`},
 		{"lndconnect URI from the environment", nil, "lndconnect://h:1", "$WALLCTL_LNDCONNECT: lndconnect URI: no macaroon"},
 		{"lnd flags without the certificate", []string{"--lnd-rpc", "127.0.0.1:10009", "--lnd-macaroon", "m"}, "", "--lnd-tlscert is required"},

@@ -20,13 +20,14 @@ type Flags struct {
 }
 
 // Resolve checks the flags before anything starts, taking the URI from
-// env (read with getenv) when no --lndconnect is given and filling in
-// DefaultRPCAddr. Each error names the flag or variable at fault and never
-// quotes a URI's macaroon.
+// env (read with getenv) when no flag says where lnd is, and filling in
+// DefaultRPCAddr. Flags win over the environment, as a command line
+// should. Each error names the flag or variable at fault and never quotes
+// a URI's macaroon.
 func (f *Flags) Resolve(getenv func(string) string, env string) error {
 	paths := f.RPCAddr != "" || f.TLSCertPath != "" || f.MacaroonPath != ""
 	from := "--lndconnect"
-	if f.LndConnect == "" {
+	if f.LndConnect == "" && !paths {
 		f.LndConnect, from = getenv(env), "$"+env
 	}
 	if f.LndConnect != "" {
