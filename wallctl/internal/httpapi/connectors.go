@@ -54,7 +54,7 @@ func NewWall(cfg Config, conns []Connector, h History) (http.Handler, error) {
 		r.Mount("/c/"+k, sub)
 	}
 	if cfg.Side != CarSide {
-		r.With(middleware.Timeout(cfg.RequestTimeout)).Get("/api/connectors", func(w http.ResponseWriter, _ *http.Request) {
+		r.With(timeout(cfg.RequestTimeout)).Get("/api/connectors", func(w http.ResponseWriter, _ *http.Request) {
 			out := make([]chargepoint.Status, len(conns))
 			for i, c := range conns {
 				out[i] = c.Wall.Status()

@@ -171,7 +171,7 @@ func New(cfg Config, w Wall, h History) (http.Handler, error) {
 	r.Get("/api/status/stream", a.stream)
 	car, owner := cfg.Side != OwnerSide, cfg.Side != CarSide
 	r.Group(func(r chi.Router) {
-		r.Use(middleware.Timeout(cfg.RequestTimeout))
+		r.Use(timeout(cfg.RequestTimeout))
 		r.Get("/healthz", a.health)
 		r.Get("/api/status", a.status)
 		r.Get("/api/sessions/{id}", a.receipt)
@@ -220,6 +220,24 @@ func NewServer(addr string, h http.Handler) *http.Server {
 		ReadTimeout:       10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    8 << 10,
+	}
+}
+
+// timeout bounds a request's time, answering 504 if the handler has not
+// answered by then. chi's Timeout writes the 504 header even after the
+// handler answered, which net/http logs as a superfluous WriteHeader: a
+// line that sends someone looking for a bug that is not there.
+func timeout(d time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), d)
+			defer cancel()
+			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			next.ServeHTTP(ww, r.WithContext(ctx))
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) && ww.Status() == 0 {
+				ww.WriteHeader(http.StatusGatewayTimeout)
+			}
+		})
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -467,3 +468,53 @@ func TestHistoryRange(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeout: a handler that answered and then ran out of time keeps its
+// answer, and nothing is written twice (chi's Timeout made net/http log a
+// superfluous WriteHeader here); one that never answered gets 504.
+func TestTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		answers bool
+		code    int
+	}{
+		{"answered, then out of time", true, http.StatusOK},
+		{"out of time without an answer", false, http.StatusGatewayTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logged strings.Builder
+			var mu sync.Mutex
+			srv := httptest.NewUnstartedServer(timeout(20 * time.Millisecond)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.answers {
+					w.WriteHeader(http.StatusOK)
+				}
+				<-r.Context().Done()
+			})))
+			srv.Config.ErrorLog = log.New(writerFunc(func(p []byte) (int, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				return logged.Write(p)
+			}), "", 0)
+			srv.Start()
+			defer srv.Close()
+			resp, err := http.Get(srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			srv.Close()
+			if resp.StatusCode != tc.code {
+				t.Errorf("status %d, want %d", resp.StatusCode, tc.code)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if logged.Len() != 0 {
+				t.Errorf("the server logged: %s", logged.String())
+			}
+		})
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
