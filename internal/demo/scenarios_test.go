@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -180,7 +181,10 @@ func TestSystemWallKilled(t *testing.T) {
 }
 
 // TestSystemWallNodeDown: the wall's lnd stops mid-session. No energy
-// flows beyond the credit; once lnd is back, charging resumes.
+// flows beyond the credit: the wall withholds power once the credit is
+// used up (before the grace, since it cannot see payments arrive), or
+// suspends where the next reading would pass the grace; once lnd is back,
+// charging resumes.
 func TestSystemWallNodeDown(t *testing.T) {
 	s := startSite(t, systemConfig(40))
 	if err := s.Plug(t.Context()); err != nil {
@@ -191,7 +195,10 @@ func TestSystemWallNodeDown(t *testing.T) {
 	if err := wallNode.Stop(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	st := waitWall(t, s, "the wall suspends without its node", 2*time.Minute, func(st WallStatus) bool { return st.Connector == "suspended" })
+	st := waitWall(t, s, "the wall stops power without its node", 2*time.Minute, func(st WallStatus) bool {
+		withheld := st.Connector == "suspended" || strings.HasPrefix(st.Why, "power withheld")
+		return withheld && !st.EVSE.Enabled && st.EVSE.PowerW == 0
+	})
 	if l := st.Session; l.DeliveredMWh > l.PaidEnergyMWh+l.GraceWh*1000 {
 		t.Errorf("delivered %d mWh on %d paid and %d Wh grace while the node was down", l.DeliveredMWh, l.PaidEnergyMWh, l.GraceWh)
 	}
@@ -205,8 +212,8 @@ func TestSystemWallNodeDown(t *testing.T) {
 	})
 	last := unplugAndEnd(t, s)
 	paid := checkMoney(t, s)
-	t.Logf("wall node down: suspended at %d mWh (%d payments), resumed to %d payments; %d msat, %d mWh in all",
-		st.Session.DeliveredMWh, st.Session.Payments, resumed.Session.Payments, paid, last.DeliveredMWh)
+	t.Logf("wall node down: power stopped at %d mWh (%d payments, connector %s), resumed to %d payments; %d msat, %d mWh in all",
+		st.Session.DeliveredMWh, st.Session.Payments, st.Connector, resumed.Session.Payments, paid, last.DeliveredMWh)
 }
 
 // TestSystemCarNodeDown: the car's lnd is unreachable for a while; the
